@@ -1,0 +1,8 @@
+'use strict'
+
+const neostandard = require('neostandard')
+
+module.exports = neostandard({
+  ts: true,
+  ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**']
+})

@@ -1,0 +1,311 @@
+import { isUtf8 } from 'node:buffer'
+import { parseClosePayload } from './close.js'
+import { CloseMessage, MAX_CONTROL_PAYLOAD, OPCODE_CONTINUATION, PingMessage, PongMessage, TextMessage, type DataMessageType } from './constants.js'
+import { ProtocolError, ReadLimitError } from './errors.js'
+import { applyMask } from './mask.js'
+import { Utf8Validator } from './utf8.js'
+
+/** Receives what the parser finds, in wire order. Payload views stay valid after the call returns. */
+export interface FrameSink {
+  /** The first frame of a data message arrived; `compressed` is its RSV1 bit. */
+  onMessageStart (type: DataMessageType, compressed: boolean): void
+  /** Unmasked payload bytes of the current data message (never empty). */
+  onMessageData (piece: Buffer): void
+  /** The final frame of the current data message ended. */
+  onMessageEnd (): void
+  onPing (payload: Buffer): void
+  onPong (payload: Buffer): void
+  /** A valid close frame; `code` is 1005 when it carried no status. */
+  onClose (code: number, reason: string): void
+  /** The peer broke a rule; the parser accepts no more input after this. */
+  onProtocolError (error: ProtocolError): void
+}
+
+/** Rules the parser enforces; every field may be changed between `push` calls. */
+export interface FrameParserOptions {
+  /** Servers require masked frames, clients reject them. */
+  isServer: boolean
+  /** Largest message payload in bytes, checked on frame headers before any payload is kept; 0 = none. */
+  readLimit: number
+  /** Most frames one data message may be split into. */
+  maxFragments: number
+  /** Whether RSV1 (permessage-deflate) was negotiated. */
+  allowRsv1: boolean
+  /** Whether uncompressed text messages are checked for UTF-8 as they arrive. */
+  validateUtf8: boolean
+}
+
+const enum State { Header, Payload }
+
+const EMPTY = Buffer.alloc(0)
+/** 2^53 / 2^32: a 64-bit length whose high word reaches this is not a safe integer. */
+const MAX_SAFE_HIGH_WORD = 0x200000
+
+/**
+ * Incremental RFC 6455 frame parser. It accepts input split at any byte, never trusts a length
+ * (limits are checked on the header, before payload is kept) and holds at most one partial header
+ * (14 bytes) and one partial control payload (125 bytes) of its own: data payload is unmasked in
+ * place and handed on as views of the pushed chunks.
+ */
+export class FrameParser {
+  readonly options: FrameParserOptions
+  private readonly sink: FrameSink
+  private state = State.Header
+  private failed = false
+
+  private readonly headerScratch = Buffer.alloc(14)
+  private headerFilled = 0
+
+  private fin = false
+  private opcode = 0
+  private masked = false
+  private readonly maskKey = Buffer.alloc(4)
+  private maskPhase = 0
+  private frameLength = 0
+  private remaining = 0
+
+  private readonly controlScratch = Buffer.alloc(MAX_CONTROL_PAYLOAD)
+  private controlFilled = 0
+
+  private messageType: DataMessageType | 0 = 0
+  private messageCompressed = false
+  private messageLength = 0
+  private messageFragments = 0
+  private checkText = false
+  private wholeMessageFrame = false
+  private readonly utf8 = new Utf8Validator()
+
+  constructor (sink: FrameSink, options: FrameParserOptions) {
+    this.sink = sink
+    this.options = options
+  }
+
+  /** Whether a protocol error has stopped the parser. */
+  get isFailed (): boolean {
+    return this.failed
+  }
+
+  /** Whether a data message has started and not yet ended. */
+  get inMessage (): boolean {
+    return this.messageType !== 0
+  }
+
+  /** Parses `chunk`, which the parser may modify (unmasking) and hand on in views. */
+  push (chunk: Buffer): void {
+    let offset = 0
+    const length = chunk.length
+    while (offset < length && !this.failed) {
+      if (this.state === State.Header) {
+        offset = this.readHeader(chunk, offset)
+      } else {
+        offset = this.readPayload(chunk, offset)
+      }
+    }
+  }
+
+  /** Stops the parser for good; later input is ignored. */
+  stop (): void {
+    this.failed = true
+  }
+
+  private readHeader (chunk: Buffer, offset: number): number {
+    const available = chunk.length - offset
+    if (this.headerFilled === 0 && available >= 2) {
+      const needed = this.headerSizeFrom(chunk[offset]!, chunk[offset + 1]!)
+      if (needed < 0) return chunk.length
+      if (available >= needed) {
+        this.startFrame(chunk, offset)
+        return offset + needed
+      }
+    }
+    // The header is split across chunks: collect it in the scratch buffer.
+    const scratch = this.headerScratch
+    let at = offset
+    if (this.headerFilled < 2) {
+      while (this.headerFilled < 2 && at < chunk.length) scratch[this.headerFilled++] = chunk[at++]!
+      if (this.headerFilled < 2) return at
+    }
+    const needed = this.headerSizeFrom(scratch[0]!, scratch[1]!)
+    if (needed < 0) return chunk.length
+    const take = Math.min(needed - this.headerFilled, chunk.length - at)
+    chunk.copy(scratch, this.headerFilled, at, at + take)
+    this.headerFilled += take
+    at += take
+    if (this.headerFilled === needed) {
+      this.headerFilled = 0
+      this.startFrame(scratch, 0)
+    }
+    return at
+  }
+
+  /** Checks the first two header bytes and returns the whole header's size, or -1 after failing. */
+  private headerSizeFrom (b0: number, b1: number): number {
+    const fin = (b0 & 0x80) !== 0
+    const rsv1 = (b0 & 0x40) !== 0
+    const opcode = b0 & 0x0f
+    const masked = (b1 & 0x80) !== 0
+    const len7 = b1 & 0x7f
+
+    if ((b0 & 0x30) !== 0) return this.fail('reserved bits RSV2/RSV3 set', 1002)
+    if (opcode >= CloseMessage) {
+      if (opcode > PongMessage) return this.fail(`reserved opcode ${opcode}`, 1002)
+      if (!fin) return this.fail('fragmented control frame', 1002)
+      if (len7 > MAX_CONTROL_PAYLOAD) return this.fail('control frame payload over 125 bytes', 1002)
+      if (rsv1) return this.fail('RSV1 set on a control frame', 1002)
+    } else if (opcode === OPCODE_CONTINUATION) {
+      if (this.messageType === 0) return this.fail('continuation frame without a message to continue', 1002)
+      if (rsv1) return this.fail('RSV1 set on a continuation frame', 1002)
+    } else if (opcode <= 2) {
+      if (this.messageType !== 0) return this.fail('new data frame inside a fragmented message', 1002)
+      if (rsv1 && !this.options.allowRsv1) return this.fail('RSV1 set without a negotiated extension', 1002)
+    } else {
+      return this.fail(`reserved opcode ${opcode}`, 1002)
+    }
+    if (masked !== this.options.isServer) {
+      return this.fail(masked ? 'masked frame from the server' : 'unmasked frame from the client', 1002)
+    }
+    const lengthBytes = len7 < 126 ? 0 : len7 === 126 ? 2 : 8
+    return 2 + lengthBytes + (masked ? 4 : 0)
+  }
+
+  /** Reads a complete, already checked header at `at` and prepares for the payload. */
+  private startFrame (header: Buffer, at: number): void {
+    const b0 = header[at]!
+    const b1 = header[at + 1]!
+    const len7 = b1 & 0x7f
+    let pos = at + 2
+    let length: number
+    if (len7 < 126) {
+      length = len7
+    } else if (len7 === 126) {
+      length = header.readUInt16BE(pos)
+      pos += 2
+    } else {
+      const high = header.readUInt32BE(pos)
+      if (high >= 0x80000000) {
+        this.fail('64-bit payload length with the most significant bit set', 1002)
+        return
+      }
+      if (high >= MAX_SAFE_HIGH_WORD) {
+        this.failReadLimit('frame length beyond 2^53 bytes')
+        return
+      }
+      length = high * 0x100000000 + header.readUInt32BE(pos + 4)
+      pos += 8
+    }
+    this.fin = (b0 & 0x80) !== 0
+    this.opcode = b0 & 0x0f
+    this.masked = (b1 & 0x80) !== 0
+    if (this.masked) {
+      this.maskKey[0] = header[pos]!
+      this.maskKey[1] = header[pos + 1]!
+      this.maskKey[2] = header[pos + 2]!
+      this.maskKey[3] = header[pos + 3]!
+    }
+    this.maskPhase = 0
+    this.frameLength = length
+    this.remaining = length
+
+    if (this.opcode >= CloseMessage) {
+      this.controlFilled = 0
+    } else {
+      const limit = this.options.readLimit
+      if (limit > 0 && this.messageLength + length > limit) {
+        this.failReadLimit(`message of more than ${limit} bytes`)
+        return
+      }
+      if (++this.messageFragments > this.options.maxFragments) {
+        this.failReadLimit(`message split into more than ${this.options.maxFragments} frames`)
+        return
+      }
+      this.messageLength += length
+      if (this.opcode !== OPCODE_CONTINUATION) {
+        this.messageType = this.opcode as DataMessageType
+        this.messageCompressed = (b0 & 0x40) !== 0
+        this.checkText = this.messageType === TextMessage && !this.messageCompressed && this.options.validateUtf8
+        this.wholeMessageFrame = this.fin
+        if (this.checkText) this.utf8.reset()
+        this.sink.onMessageStart(this.messageType, this.messageCompressed)
+        if (this.failed) return
+      } else {
+        this.wholeMessageFrame = false
+      }
+    }
+    if (length === 0) {
+      this.endFrame()
+    } else {
+      this.state = State.Payload
+    }
+  }
+
+  private readPayload (chunk: Buffer, offset: number): number {
+    const take = Math.min(this.remaining, chunk.length - offset)
+    const end = offset + take
+    if (this.opcode >= CloseMessage) {
+      chunk.copy(this.controlScratch, this.controlFilled, offset, end)
+      const piece = this.controlScratch.subarray(this.controlFilled, this.controlFilled + take)
+      if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
+      this.controlFilled += take
+    } else {
+      const piece = offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end)
+      if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
+      if (this.checkText) {
+        const valid = this.wholeMessageFrame && take === this.frameLength
+          ? isUtf8(piece)
+          : this.utf8.push(piece)
+        if (!valid) {
+          this.fail('invalid UTF-8 in text message', 1007, 'ERR_WS_INVALID_UTF8')
+          return chunk.length
+        }
+        if (this.wholeMessageFrame && take === this.frameLength) this.checkText = false
+      }
+      this.sink.onMessageData(piece)
+    }
+    this.remaining -= take
+    if (this.remaining === 0) this.endFrame()
+    return end
+  }
+
+  private endFrame (): void {
+    this.state = State.Header
+    const opcode = this.opcode
+    if (opcode < CloseMessage) {
+      if (!this.fin) return
+      if (this.checkText && !this.utf8.end()) {
+        this.fail('text message ends inside a UTF-8 character', 1007, 'ERR_WS_INVALID_UTF8')
+        return
+      }
+      this.messageType = 0
+      this.messageLength = 0
+      this.messageFragments = 0
+      this.sink.onMessageEnd()
+      return
+    }
+    const payload = this.controlFilled === 0 ? EMPTY : Buffer.from(this.controlScratch.subarray(0, this.controlFilled))
+    if (opcode === PingMessage) {
+      this.sink.onPing(payload)
+    } else if (opcode === PongMessage) {
+      this.sink.onPong(payload)
+    } else {
+      const close = parseClosePayload(payload)
+      if (!close.ok) {
+        this.fail(close.message, close.closeCode, close.closeCode === 1007 ? 'ERR_WS_INVALID_UTF8' : 'ERR_WS_PROTOCOL')
+        return
+      }
+      // Nothing may follow a close frame.
+      this.failed = true
+      this.sink.onClose(close.code, close.reason)
+    }
+  }
+
+  private fail (message: string, closeCode: number, code?: string): -1 {
+    this.failed = true
+    this.sink.onProtocolError(new ProtocolError(message, closeCode, code))
+    return -1
+  }
+
+  private failReadLimit (message: string): void {
+    this.failed = true
+    this.sink.onProtocolError(new ReadLimitError(message))
+  }
+}
