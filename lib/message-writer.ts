@@ -1,0 +1,140 @@
+import type { BufferPool } from './buffer-pool.js'
+import { encodeHeader, toPayload, type Payload } from './framing.js'
+import { OPCODE_CONTINUATION, type DataMessageType } from './protocol/constants.js'
+import { WriteClosedError } from './protocol/errors.js'
+import { frameHeaderSize, writeFrameHeader } from './protocol/frame.js'
+import { applyMask, nextMaskKey } from './protocol/mask.js'
+
+/** What a MessageWriter needs from its connection. */
+export interface WriterOwner {
+  isServer (): boolean
+  fragmentSize (): number
+  pool (): BufferPool | undefined
+  /** The error that forbids writing now, if any. */
+  checkWritable (): Error | undefined
+  write (bytes: Buffer, done: (error?: Error | null) => void): boolean
+  cork (): void
+  uncork (): void
+  /** Called once, when the writer has sent its final frame or failed. */
+  finished (writer: MessageWriter): void
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * Writes one message in fragments of at most the connection's `writeBufferSize`: `write` fills a
+ * buffer taken from the write-buffer pool and sends a frame each time it is full and more data
+ * follows; `close` sends the final frame and gives the buffer back. Each call resolves once the
+ * socket has written its frames, which is the writer's backpressure.
+ */
+export class MessageWriter {
+  /** The message type, TextMessage or BinaryMessage. */
+  readonly type: DataMessageType
+  readonly #owner: WriterOwner
+  #buffer: Buffer | undefined
+  #filled = 0
+  #first = true
+  #closed = false
+  #failure: Error | undefined
+  #chain: Promise<void> = Promise.resolve()
+
+  constructor (type: DataMessageType, owner: WriterOwner) {
+    this.type = type
+    this.#owner = owner
+  }
+
+  /** Appends `data` to the message. Rejects once `close` was called or the connection failed. */
+  write (data: Payload): Promise<void> {
+    if (this.#closed) return Promise.reject(new WriteClosedError('message writer already closed'))
+    const payload = toPayload(data)
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
+    return this.#then(() => this.#append(bytes))
+  }
+
+  /** Sends the final frame and releases the connection to the next writer. Calling it twice is harmless. */
+  close (): Promise<void> {
+    if (this.#closed) return this.#chain
+    this.#closed = true
+    const run = this.#then(() => this.#flush(true)).finally(() => { this.#release() })
+    this.#chain = run.catch(() => {})
+    return run
+  }
+
+  /** Whether `close` was called. */
+  get isClosed (): boolean {
+    return this.#closed
+  }
+
+  /** Fails the writer because the connection went away. */
+  abort (error: Error): void {
+    this.#failure ??= error
+    if (!this.#closed) {
+      this.#closed = true
+      this.#release()
+    }
+  }
+
+  #then (step: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(step)
+    this.#chain = run.catch(() => {})
+    return run
+  }
+
+  async #append (bytes: Buffer): Promise<void> {
+    const size = this.#owner.fragmentSize()
+    let offset = 0
+    while (offset < bytes.length) {
+      if (this.#filled === size) await this.#flush(false)
+      const buffer = this.#takeBuffer(size)
+      const count = Math.min(size - this.#filled, bytes.length - offset)
+      bytes.copy(buffer, this.#filled, offset, offset + count)
+      this.#filled += count
+      offset += count
+    }
+  }
+
+  #takeBuffer (size: number): Buffer {
+    if (this.#buffer === undefined) {
+      const pooled = this.#owner.pool()?.get()
+      this.#buffer = pooled !== undefined && pooled.length >= size ? pooled : Buffer.allocUnsafe(size)
+    }
+    return this.#buffer
+  }
+
+  #flush (fin: boolean): Promise<void> {
+    const blocked = this.#failure ?? this.#owner.checkWritable()
+    if (blocked !== undefined) return Promise.reject(blocked)
+    const payload = this.#buffer === undefined ? EMPTY : this.#buffer.subarray(0, this.#filled)
+    const opcode = this.#first ? this.type : OPCODE_CONTINUATION
+    this.#first = false
+    let header: Buffer
+    if (this.#owner.isServer()) {
+      header = encodeHeader(opcode, fin, false, payload.length)
+    } else {
+      const key = nextMaskKey()
+      header = Buffer.allocUnsafe(frameHeaderSize(payload.length, true))
+      writeFrameHeader(header, 0, opcode, fin, false, payload.length, key)
+      applyMask(payload, key, 0)
+    }
+    this.#filled = 0
+    return new Promise<void>((resolve, reject) => {
+      const owner = this.#owner
+      owner.cork()
+      owner.write(header, noop)
+      owner.write(payload, (error) => {
+        if (error != null) reject(error)
+        else resolve()
+      })
+      owner.uncork()
+    })
+  }
+
+  #release (): void {
+    const buffer = this.#buffer
+    this.#buffer = undefined
+    if (buffer !== undefined) this.#owner.pool()?.put(buffer)
+    this.#owner.finished(this)
+  }
+}
+
+function noop (): void {}

@@ -1,0 +1,35 @@
+import { BinaryMessage, CloseMessage, MAX_CONTROL_PAYLOAD, PingMessage, PongMessage, TextMessage, type MessageType } from './protocol/constants.js'
+import { UsageError } from './protocol/errors.js'
+import { encodeFrame, toPayload, type Payload } from './framing.js'
+
+/**
+ * A message framed once and written to many connections (a broadcast): every server connection
+ * gets the very same bytes with no copy; client connections get a freshly masked frame per send,
+ * never a reused mask.
+ */
+export class PreparedMessage {
+  /** The message type. */
+  readonly type: MessageType
+  /** A private copy of the payload. */
+  readonly data: Buffer
+  #serverFrame: Buffer | undefined
+
+  constructor (type: MessageType, data: Payload) {
+    if (type !== TextMessage && type !== BinaryMessage && type !== CloseMessage && type !== PingMessage && type !== PongMessage) {
+      throw new UsageError(`bad message type ${String(type)}`)
+    }
+    const payload = toPayload(data)
+    this.data = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload)
+    if (type >= CloseMessage && this.data.length > MAX_CONTROL_PAYLOAD) {
+      throw new UsageError(`control payload of ${this.data.length} bytes, at most 125 allowed`)
+    }
+    this.type = type
+  }
+
+  /** The frame to write on a connection of the given role (server frames are cached). */
+  frameFor (isServer: boolean): Buffer {
+    if (!isServer) return encodeFrame(this.type, true, false, this.data, true)
+    this.#serverFrame ??= encodeFrame(this.type, true, false, this.data, false)
+    return this.#serverFrame
+  }
+}
