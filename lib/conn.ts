@@ -414,7 +414,7 @@ export class Conn implements AsyncIterable<Message> {
     const handler = this.#closeHandler
     if (handler === undefined) {
       // gorilla's default: echo the code without a reason.
-      if (!this.#closeStarted) void this.close(code, '')
+      if (!this.#closeStarted) this.close(code, '').catch(noop)
     } else {
       try {
         const result = handler(code, text)
@@ -719,3 +719,5 @@ function settle (read: PendingRead, value: unknown, error: Error | undefined): v
 function asError (value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value))
 }
+
+function noop (): void {}

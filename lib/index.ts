@@ -1,0 +1,27 @@
+export {
+  TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage,
+  CloseNormalClosure, CloseGoingAway, CloseProtocolError, CloseUnsupportedData, CloseNoStatusReceived,
+  CloseAbnormalClosure, CloseInvalidFramePayloadData, ClosePolicyViolation, CloseMessageTooBig,
+  CloseMandatoryExtension, CloseInternalServerErr, CloseServiceRestart, CloseTryAgainLater, CloseTLSHandshake
+} from './protocol/constants.js'
+export type { DataMessageType, ControlMessageType, MessageType } from './protocol/constants.js'
+export {
+  CloseError, ProtocolError, ReadLimitError, TimeoutError, CloseSentError, WriteClosedError, UsageError,
+  HandshakeError, isCloseError, isUnexpectedCloseError
+} from './protocol/errors.js'
+export { formatCloseMessage, isValidReceivedCloseCode, closeCodeLabel } from './protocol/close.js'
+export { Conn } from './conn.js'
+export type { Message, ReadOptions, CloseHandler, ControlHandler } from './conn.js'
+export { MessageReader } from './inbound.js'
+export { MessageWriter } from './message-writer.js'
+export { PreparedMessage } from './prepared-message.js'
+export type { Payload } from './framing.js'
+export type { ConnOptions } from './options.js'
+export { DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT } from './options.js'
+export { SimpleBufferPool } from './buffer-pool.js'
+export type { BufferPool } from './buffer-pool.js'
+export { isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey } from './handshake.js'
+export { Upgrader, DEFAULT_UPGRADE_TIMEOUT } from './upgrader.js'
+export type { UpgraderOptions, UpgradeErrorInfo } from './upgrader.js'
+export { Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT } from './dialer.js'
+export type { DialOptions } from './dialer.js'

@@ -1,0 +1,55 @@
+import { expect, test } from 'tstyche'
+import {
+  Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError,
+  TextMessage, BinaryMessage, PingMessage, formatCloseMessage, type Message, type DataMessageType
+} from '../lib/index.js'
+
+declare const conn: Conn
+
+test('readMessage resolves with a typed message', () => {
+  expect(conn.readMessage()).type.toBe<Promise<Message>>()
+  expect<Message['type']>().type.toBe<DataMessageType>()
+  expect<Message['data']>().type.toBe<Buffer>()
+})
+
+test('readJSON is generic and unknown by default', () => {
+  expect(conn.readJSON()).type.toBe<Promise<unknown>>()
+  expect(conn.readJSON<{ a: number }>()).type.toBe<Promise<{ a: number }>>()
+})
+
+test('writes accept strings and bytes but not other values', () => {
+  expect(conn.writeMessage(TextMessage, 'hi')).type.toBe<Promise<void>>()
+  expect(conn.writeMessage(BinaryMessage, new Uint8Array(2))).type.toBe<Promise<void>>()
+  expect(conn.writeMessage).type.not.toBeCallableWith(TextMessage, 42)
+  expect(conn.writeMessage).type.not.toBeCallableWith(7, 'x')
+})
+
+test('streaming reader and writer', () => {
+  expect(conn.nextReader()).type.toBe<Promise<MessageReader>>()
+  expect(conn.nextWriter(BinaryMessage)).type.toBe<Promise<MessageWriter>>()
+  expect(conn.nextWriter).type.not.toBeCallableWith(PingMessage)
+})
+
+test('control frames take only control types', () => {
+  expect(conn.writeControl(PingMessage, 'x')).type.toBe<Promise<void>>()
+  expect(conn.writeControl).type.not.toBeCallableWith(TextMessage, 'x')
+})
+
+test('the connection is an async iterable of messages', () => {
+  expect(conn).type.toBeAssignableTo<AsyncIterable<Message>>()
+})
+
+test('isCloseError narrows', () => {
+  const error: unknown = new Error('x')
+  if (isCloseError(error, 1000)) {
+    expect(error).type.toBe<CloseError>()
+    expect(error.code).type.toBe<number>()
+  }
+})
+
+test('factories', () => {
+  expect(dial('ws://localhost')).type.toBe<Promise<Conn>>()
+  expect(new Upgrader({ checkOrigin: () => true }).upgrade).type.toBeCallableWith({} as import('node:http').IncomingMessage, {} as import('node:net').Socket, Buffer.alloc(0))
+  expect(new PreparedMessage(TextMessage, 'x')).type.toBe<PreparedMessage>()
+  expect(formatCloseMessage(1000)).type.toBe<Buffer>()
+})
