@@ -6,7 +6,7 @@
 //   /echo/prepared  readMessage + PreparedMessage
 // COMPRESSION=1 turns on permessage-deflate once the Conn supports it.
 import { createServer } from 'node:http'
-import { Upgrader, PreparedMessage, isCloseError, type Conn } from '../lib/index.js'
+import { Upgrader, PreparedMessage, CloseError, type Conn } from '../lib/index.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
@@ -66,7 +66,7 @@ server.on('upgrade', (req, socket, head) => {
       await handler(conn)
     } catch (error) {
       // A peer's close or a failed connection ends the loop; the Conn has already answered it.
-      if (!isCloseError(error)) await conn.close(1011, 'echo failed').catch(() => {})
+      if (!(error instanceof CloseError)) await conn.close(1011, 'echo failed').catch(() => {})
     }
   }, () => {
     // The Upgrader already sent the HTTP error response and closed the socket.
@@ -74,7 +74,9 @@ server.on('upgrade', (req, socket, head) => {
 })
 
 server.listen(port, host, () => {
-  console.log(`echo server listening on ws://${host}:${port}/echo (also /echo/stream, /echo/prepared)`)
+  const address = server.address()
+  const actualPort = typeof address === 'object' && address !== null ? address.port : port
+  console.log(`echo server listening on ws://${host}:${actualPort}/echo (also /echo/stream, /echo/prepared)`)
 })
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

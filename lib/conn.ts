@@ -111,6 +111,8 @@ export class Conn implements AsyncIterable<Message> {
   #closeReceived = false
   #closeStarted = false
   #closeTimer: NodeJS.Timeout | undefined
+  /** A protocol error whose close frame is about to be sent; it wins over an application's close(). */
+  #pendingFailure: ProtocolError | undefined
   #socketClosed = false
   #resolveClosed!: () => void
 
@@ -372,7 +374,12 @@ export class Conn implements AsyncIterable<Message> {
     onPing: (data) => { this.#runControlHandler(this.#pingHandler, data, this.#defaultPing) },
     onPong: (data) => { this.#runControlHandler(this.#pongHandler, data, undefined) },
     onClose: (code, text) => { this.#onCloseFrame(code, text) },
-    onProtocolError: (error) => { this.#failConnection(error) }
+    onProtocolError: (error) => {
+      this.#failRead(error)
+      // As for a close frame: replies to the messages before the bad frame go out first.
+      this.#pendingFailure = error
+      setImmediate(() => { this.#failConnection(error) })
+    }
   }
 
   // ---- Control handlers ----------------------------------------------------------------------
@@ -411,6 +418,12 @@ export class Conn implements AsyncIterable<Message> {
   #onCloseFrame (code: number, text: string): void {
     this.#closeReceived = true
     this.#failRead(new CloseError(code, text))
+    // Messages that arrived before the close are already resolved to readers; answering on the
+    // next turn lets the application's replies to them (an echo, say) go out before our close.
+    setImmediate(() => { this.#runCloseHandler(code, text) })
+  }
+
+  #runCloseHandler (code: number, text: string): void {
     const handler = this.#closeHandler
     if (handler === undefined) {
       // gorilla's default: echo the code without a reason.
@@ -615,6 +628,7 @@ export class Conn implements AsyncIterable<Message> {
    * closed; never rejects. Later writes reject with CloseSentError.
    */
   close (code = 1000, reason = ''): Promise<void> {
+    if (this.#pendingFailure !== undefined) this.#failConnection(this.#pendingFailure)
     if (this.#closeStarted || this.#socketClosed) return this.closed
     const payload = formatCloseMessage(code, truncateUtf8(reason, MAX_CONTROL_PAYLOAD - 2))
     this.#closeStarted = true
@@ -662,7 +676,7 @@ export class Conn implements AsyncIterable<Message> {
 
   /** Fails the connection (RFC 6455 §7.1.7): close frame with the error's code, then end TCP. */
   #failConnection (error: ProtocolError): void {
-    this.#failRead(error)
+    this.#pendingFailure = undefined
     if (!this.#closeSent && this.#writeError === undefined) {
       this.#closeSent = true
       this.#closeStarted = true
