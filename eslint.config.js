@@ -4,5 +4,5 @@ const neostandard = require('neostandard')
 
 module.exports = neostandard({
   ts: true,
-  ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**']
+  ignores: ['dist/**', 'build/**', 'node_modules/**', '.tap/**', 'coverage/**']
 })

@@ -24,7 +24,7 @@ if (!haveGo) {
 } else {
   const peer = join(mkdtempSync(join(tmpdir(), 'gorilla-')), 'gorilla-peer')
   execFileSync('go', ['build', '-o', peer, 'main.go'], {
-    cwd: join(__dirname, 'interop/gorilla'),
+    cwd: join(process.cwd(), 'test/interop/gorilla'),
     env: { ...process.env, GO111MODULE: 'off', GOPATH, GOCACHE: join(tmpdir(), 'fastify-wsconn-gocache') },
     stdio: 'inherit'
   })
