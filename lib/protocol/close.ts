@@ -29,6 +29,7 @@ export function closeCodeLabel (code: number): string {
  * 1000-1003, 1007-1014 and 3000-4999. 1004, 1005, 1006, 1015 and everything else is a protocol error.
  */
 export function isValidReceivedCloseCode (code: number): boolean {
+  if (!Number.isInteger(code)) return false
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)
 }
 
