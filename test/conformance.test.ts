@@ -64,7 +64,6 @@ async function closeCleanly (t: Test, client: WireClient): Promise<void> {
   await expectClose(t, client, 1000)
 }
 
-
 for (const path of ['/echo', '/echo/stream', '/echo/prepared']) {
   t.test(`1 framing on ${path}`, async (t: Test) => {
     for (const opcode of [TEXT, BINARY]) {

@@ -1,0 +1,308 @@
+import { randomBytes } from 'node:crypto'
+import * as http from 'node:http'
+import * as https from 'node:https'
+import type { Socket } from 'node:net'
+import type { ConnectionOptions } from 'node:tls'
+import type { Duplex } from 'node:stream'
+import { Conn } from './conn.js'
+import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContainsValue } from './handshake.js'
+import { resolveConnOptions, type ConnOptions } from './options.js'
+import { HandshakeError, TimeoutError } from './protocol/errors.js'
+
+/** Default of `DialOptions.handshakeTimeout` in milliseconds, as gorilla's DefaultDialer. */
+export const DEFAULT_DIAL_TIMEOUT = 45_000
+
+/** Most bytes of a refusal's body that a HandshakeError keeps (gorilla keeps 1024). */
+export const MAX_REFUSAL_BODY = 1024
+
+/** Settings of a dial; every field is optional, and the ConnOptions apply to the Conn it makes. */
+export interface DialOptions extends ConnOptions {
+  /** Extra request headers (Host may be overridden); handshake headers are refused with a TypeError. */
+  headers?: Record<string, string>
+  /** Subprotocols to offer, in order of preference; sent as one header joined with ", ". */
+  subprotocols?: string[]
+  /** Milliseconds for the whole handshake (connect, TLS, request, response); 0 disables. Default 45000. */
+  handshakeTimeout?: number
+  /** Aborts the handshake (not the resulting Conn) with an AbortError whose cause is the signal's reason. */
+  signal?: AbortSignal
+  /** TLS settings for wss:// (ca, rejectUnauthorized, servername, cert, key, ...). */
+  tls?: ConnectionOptions
+  /** Value of the Origin header; takes precedence over an Origin entry in `headers`. */
+  origin?: string
+}
+
+// Request headers the handshake owns (lower case).
+const FORBIDDEN_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions']
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The error a dial rejects with when its AbortSignal fires; `cause` is the signal's reason. */
+export class DialAbortError extends Error {
+  override readonly name = 'AbortError'
+  readonly code = 'ABORT_ERR'
+  constructor (reason: unknown) {
+    super('websocket: dial aborted', { cause: reason })
+  }
+}
+
+/**
+ * The client side of the opening handshake (gorilla's Dialer), which connects to a ws:// or wss://
+ * URL, checks the server's 101 strictly, and keeps no per-dial state, so `dial` may be called
+ * concurrently.
+ */
+export class Dialer {
+  readonly #defaults: DialOptions
+
+  /** Validates `defaults` at once, throwing a RangeError or TypeError on misconfiguration. */
+  constructor (defaults: DialOptions = {}) {
+    this.#defaults = { ...defaults }
+    validate(this.#defaults)
+  }
+
+  /**
+   * Opens a WebSocket connection. Resolves to a client Conn once a valid 101 has arrived; rejects
+   * with a TypeError for a bad URL or options, a HandshakeError (status, headers and up to 1 KiB of
+   * body) when the server refuses or answers wrongly, a TimeoutError, a DialAbortError, or the
+   * network error. A failed dial never leaves a socket open.
+   */
+  async dial (url: string | URL, options: DialOptions = {}): Promise<Conn> {
+    const opts = merge(this.#defaults, options)
+    validate(opts)
+    const target = parseUrl(url)
+    const key = randomBytes(16).toString('base64')
+    const headers = buildHeaders(target, key, opts)
+    const secure = target.protocol === 'wss:'
+    const requestOptions: https.RequestOptions = {
+      ...(secure ? opts.tls : {}),
+      host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: target.port === '' ? (secure ? 443 : 80) : Number(target.port),
+      path: target.pathname + target.search,
+      method: 'GET',
+      headers,
+      agent: false
+    }
+    const connOptions = resolveConnOptions(opts)
+    const offered = offeredSubprotocols(opts)
+    const signal = opts.signal
+    if (signal?.aborted === true) throw new DialAbortError(signal.reason)
+
+    return await new Promise<Conn>((resolve, reject) => {
+      let done = false
+      let timer: NodeJS.Timeout | undefined
+      const req = secure ? https.request(requestOptions) : http.request(requestOptions)
+
+      const finish = (): boolean => {
+        if (done) return false
+        done = true
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        return true
+      }
+      const fail = (err: Error): void => {
+        if (!finish()) return
+        req.destroy()
+        reject(err)
+      }
+      const onAbort = (): void => fail(new DialAbortError(signal?.reason))
+
+      const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
+      if (timeout > 0) timer = setTimeout(() => fail(new TimeoutError('handshake timed out')), timeout)
+      signal?.addEventListener('abort', onAbort, { once: true })
+
+      req.on('error', (err) => fail(err))
+      req.on('response', (res) => {
+        if (res.statusCode === 101) {
+          // Node reports a 101 without the upgrade headers as an ordinary response.
+          const problem = checkResponse(res, key, offered) ?? 'the 101 response is not a WebSocket upgrade'
+          fail(new HandshakeError(`bad handshake: ${problem}`, 101, { ...res.headers }))
+          return
+        }
+        readBody(res, MAX_REFUSAL_BODY, (body) => {
+          const status = res.statusCode ?? 0
+          fail(new HandshakeError(`bad handshake: the server answered ${status}${res.statusMessage === undefined ? '' : ' ' + res.statusMessage}`, status, { ...res.headers }, body))
+        })
+      })
+      req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        socket.on('error', ignore)
+        if (done) {
+          socket.destroy()
+          return
+        }
+        const problem = checkResponse(res, key, offered)
+        if (problem !== undefined) {
+          socket.destroy()
+          fail(new HandshakeError(`bad handshake: ${problem}`, res.statusCode ?? 101, { ...res.headers }))
+          return
+        }
+        finish()
+        const netSocket = socket as Partial<Socket>
+        if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
+        let conn: Conn
+        try {
+          conn = new Conn(socket, {
+            isServer: false,
+            head,
+            subprotocol: headerString(res.headers['sec-websocket-protocol']) ?? '',
+            extensions: '',
+            response: { statusCode: 101, headers: res.headers },
+            options: connOptions
+          })
+        } catch (err) {
+          socket.destroy()
+          reject(err)
+          return
+        }
+        socket.off('error', ignore)
+        resolve(conn)
+      })
+      req.end()
+    })
+  }
+}
+
+const defaultDialer = new Dialer()
+
+/** Dials `url` with a Dialer that has default settings; see `Dialer.dial` for what it guarantees. */
+export async function dial (url: string | URL, options?: DialOptions): Promise<Conn> {
+  return await defaultDialer.dial(url, options)
+}
+
+/** Combines a Dialer's defaults with per-dial options: per-dial values win, headers and tls merge. */
+function merge (defaults: DialOptions, options: DialOptions): DialOptions {
+  const out: DialOptions = { ...defaults }
+  for (const [name, value] of Object.entries(options)) {
+    if (value !== undefined) (out as Record<string, unknown>)[name] = value
+  }
+  if (defaults.headers !== undefined && options.headers !== undefined) {
+    const headers: Record<string, string> = {}
+    const overridden = new Set(Object.keys(options.headers).map((n) => n.toLowerCase()))
+    for (const [n, v] of Object.entries(defaults.headers)) if (!overridden.has(n.toLowerCase())) headers[n] = v
+    out.headers = Object.assign(headers, options.headers)
+  }
+  if (defaults.tls !== undefined && options.tls !== undefined) out.tls = { ...defaults.tls, ...options.tls }
+  return out
+}
+
+/** Throws a RangeError or TypeError describing the first problem of a set of dial options. */
+function validate (opts: DialOptions): void {
+  resolveConnOptions(opts)
+  const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
+  if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
+    throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
+  }
+  const protocols = opts.subprotocols ?? []
+  if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
+    throw new TypeError('websocket: option subprotocols must be an array of tokens')
+  }
+  if (new Set(protocols).size !== protocols.length) throw new TypeError('websocket: option subprotocols has duplicates')
+  const names = Object.keys(opts.headers ?? {})
+  const bad = names.filter((n) => !isValidHeaderName(n))
+  if (bad.length > 0) throw new TypeError(`websocket: invalid header name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
+  const forbidden = names.filter((n) => FORBIDDEN_HEADERS.includes(n.toLowerCase()) ||
+    (protocols.length > 0 && n.toLowerCase() === 'sec-websocket-protocol'))
+  if (forbidden.length > 0) {
+    throw new TypeError(`websocket: header(s) set by the handshake cannot be given: ${forbidden.join(', ')}`)
+  }
+  for (const [n, v] of Object.entries(opts.headers ?? {})) {
+    if (typeof v !== 'string' || /[\r\n\0]/.test(v)) throw new TypeError(`websocket: header ${n} must be a string without CR, LF or NUL`)
+  }
+  if (opts.origin !== undefined && (typeof opts.origin !== 'string' || /[\r\n\0]/.test(opts.origin))) {
+    throw new TypeError('websocket: option origin must be a string without CR, LF or NUL')
+  }
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw new TypeError('websocket: option signal must be an AbortSignal')
+  }
+}
+
+/** Parses and checks a ws:// or wss:// URL, throwing a TypeError for anything else. */
+function parseUrl (url: string | URL): URL {
+  let target: URL
+  try {
+    target = new URL(String(url))
+  } catch {
+    throw new TypeError(`websocket: malformed ws or wss URL: ${JSON.stringify(String(url))}`)
+  }
+  if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
+    throw new TypeError(`websocket: unsupported URL scheme ${JSON.stringify(target.protocol)}: only ws: and wss: are accepted`)
+  }
+  if (target.username !== '' || target.password !== '') {
+    throw new TypeError('websocket: URL user info is not supported; send credentials in a header')
+  }
+  if (target.hostname === '') throw new TypeError('websocket: URL has no host')
+  return target
+}
+
+function buildHeaders (target: URL, key: string, opts: DialOptions): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = { Host: target.host }
+  for (const [name, value] of Object.entries(opts.headers ?? {})) {
+    if (name.toLowerCase() === 'host') delete headers.Host
+    if (opts.origin !== undefined && name.toLowerCase() === 'origin') continue
+    headers[name] = value
+  }
+  if (opts.origin !== undefined) headers.Origin = opts.origin
+  headers.Connection = 'Upgrade'
+  headers.Upgrade = 'websocket'
+  headers['Sec-WebSocket-Version'] = '13'
+  headers['Sec-WebSocket-Key'] = key
+  if (opts.subprotocols !== undefined && opts.subprotocols.length > 0) {
+    headers['Sec-WebSocket-Protocol'] = opts.subprotocols.join(', ')
+  }
+  return headers
+}
+
+/** The subprotocols this dial offers: `subprotocols`, or else those of a Sec-WebSocket-Protocol header. */
+function offeredSubprotocols (opts: DialOptions): string[] {
+  if (opts.subprotocols !== undefined && opts.subprotocols.length > 0) return opts.subprotocols
+  for (const [name, value] of Object.entries(opts.headers ?? {})) {
+    if (name.toLowerCase() === 'sec-websocket-protocol') return parseSubprotocols(value)
+  }
+  return []
+}
+
+/** Returns what is wrong with a server's 101 response, or undefined when it is valid. */
+function checkResponse (res: http.IncomingMessage, key: string, offered: string[]): string | undefined {
+  const h = res.headers
+  if (res.statusCode !== 101) return `unexpected status ${String(res.statusCode)}`
+  if (!tokenListContainsValue(h.upgrade, 'websocket')) return "'Upgrade' header lacks the 'websocket' token"
+  if (!tokenListContainsValue(h.connection, 'upgrade')) return "'Connection' header lacks the 'upgrade' token"
+  if (headerString(h['sec-websocket-accept']) !== computeAcceptKey(key)) return "'Sec-WebSocket-Accept' does not match the key"
+  const protocol = h['sec-websocket-protocol']
+  if (protocol !== undefined) {
+    const chosen = headerString(protocol)
+    if (chosen === undefined || !offered.includes(chosen)) {
+      return offered.length === 0
+        ? `the server chose subprotocol ${JSON.stringify(protocol)} but none was offered`
+        : `the server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`
+    }
+  }
+  if (h['sec-websocket-extensions'] !== undefined) {
+    return `the server chose extensions ${JSON.stringify(h['sec-websocket-extensions'])} but none were offered`
+  }
+  return undefined
+}
+
+/** Collects up to `limit` bytes of a response body, then calls `done` exactly once. */
+function readBody (res: http.IncomingMessage, limit: number, done: (body: Buffer) => void): void {
+  const chunks: Buffer[] = []
+  let size = 0
+  let called = false
+  const finish = (): void => {
+    if (called) return
+    called = true
+    const body = Buffer.concat(chunks, size)
+    done(body.subarray(0, Math.min(limit, body.length)))
+  }
+  res.on('data', (chunk: Buffer) => {
+    chunks.push(chunk)
+    size += chunk.length
+    if (size >= limit) finish()
+  })
+  res.on('end', finish)
+  res.on('close', finish)
+  res.on('error', finish)
+}
+
+function headerString (value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined
+}
+
+function ignore (): void {}

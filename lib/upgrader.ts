@@ -1,0 +1,351 @@
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { Conn } from './conn.js'
+import {
+  checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey,
+  isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
+} from './handshake.js'
+import { resolveConnOptions, type ConnOptions } from './options.js'
+import { HandshakeError, TimeoutError } from './protocol/errors.js'
+
+/** Default of `UpgraderOptions.handshakeTimeout`, in milliseconds. */
+export const DEFAULT_UPGRADE_TIMEOUT = 10_000
+
+/** What a custom error responder gets: the refused request, its socket, and the response to send. */
+export interface UpgradeErrorInfo {
+  req: IncomingMessage
+  socket: Duplex
+  /** The HTTP status of the refusal (400, 403, 405, 426 or 500). */
+  status: number
+  /** Why the handshake was refused, in words meant for a log or a plain-text body. */
+  reason: string
+  /** Headers the refusal must carry (e.g. `Allow: GET` with 405, `Sec-WebSocket-Version: 13` with 426). */
+  headers: Record<string, string>
+}
+
+/** Settings of an Upgrader; every field is optional, and the ConnOptions apply to each Conn it makes. */
+export interface UpgraderOptions extends ConnOptions {
+  /**
+   * Decides whether the request's origin is allowed; false refuses with 403, a throw (or rejection)
+   * refuses with 500. Default `checkSameOrigin` (no Origin header, or Origin host equal to Host).
+   */
+  checkOrigin?: (req: IncomingMessage) => boolean | Promise<boolean>
+  /**
+   * Subprotocols the server supports. The one chosen is the first protocol in the CLIENT's offered
+   * order that appears in this list (RFC 6455 leaves the choice to the server; this follows the
+   * client's preference, as gorilla's main branch does). No match means no Sec-WebSocket-Protocol.
+   */
+  subprotocols?: string[]
+  /**
+   * Chooses the subprotocol from the client's offer (called only when the client offers some);
+   * takes precedence over `subprotocols`. Return undefined or '' for none. Returning a value the
+   * client did not offer, or throwing, refuses the handshake with 500 (a server bug).
+   */
+  selectSubprotocol?: (offered: string[], req: IncomingMessage) => string | undefined | Promise<string | undefined>
+  /**
+   * Milliseconds allowed for the whole upgrade: the checks (async checkOrigin/selectSubprotocol
+   * included) and writing the 101. On expiry the socket is destroyed and the upgrade rejects with a
+   * HandshakeError of status 0 whose cause is a TimeoutError. 0 disables it. Default 10000.
+   */
+  handshakeTimeout?: number
+  /** Extra headers for every 101 response; values are sanitised. Reserved handshake headers are refused. */
+  headers?: Record<string, string | string[]>
+  /**
+   * Writes the refusal instead of the default plain-text response. It must write synchronously:
+   * the socket is ended as soon as it returns (and destroyed shortly after), so nothing can hang.
+   */
+  onError?: (info: UpgradeErrorInfo) => void
+}
+
+// Headers the handshake itself owns; neither options.headers nor responseHeaders may set them.
+const RESERVED_RESPONSE_HEADERS = new Set([
+  'upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions',
+  'content-length', 'transfer-encoding'
+])
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Thrown inside an upgrade to refuse it with an HTTP status. */
+class Refusal {
+  constructor (readonly status: number, readonly reason: string, readonly headers: Record<string, string> = {}, readonly cause?: unknown) {}
+}
+
+/**
+ * Tracks one upgrade: its deadline, and the socket while checks are pending. The socket is read
+ * during the handshake (so a peer that goes away is noticed at once); bytes that arrive early are
+ * kept and handed to the Conn after `head`.
+ */
+class UpgradeAttempt {
+  /** Set once the attempt has ended (timed out, socket gone); later steps must stop. */
+  failure: HandshakeError | undefined
+  readonly #socket: Duplex
+  readonly #timer: NodeJS.Timeout | undefined
+  readonly #failed: Promise<never>
+  readonly #maxEarly: number
+  readonly #early: Buffer[] = []
+  #earlySize = 0
+  #rejectFailed!: (err: HandshakeError) => void
+
+  constructor (socket: Duplex, timeoutMs: number, maxEarlyBytes: number) {
+    this.#socket = socket
+    this.#maxEarly = maxEarlyBytes
+    this.#failed = new Promise<never>((_resolve, reject) => { this.#rejectFailed = reject })
+    this.#failed.catch(ignore)
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
+    socket.on('end', this.#onClose)
+    socket.on('data', this.#onData)
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(this.#onTimeout, timeoutMs)
+    }
+  }
+
+  /** Waits for `value`, but rejects as soon as the attempt fails. */
+  async guard<T> (value: T | Promise<T>): Promise<T> {
+    if (this.failure !== undefined) throw this.failure
+    if (!isThenable(value)) return value
+    return await Promise.race([value, this.#failed])
+  }
+
+  /** `head` followed by whatever the peer sent while the handshake ran. */
+  head (head: Buffer): Buffer {
+    return this.#early.length === 0 ? head : Buffer.concat([head, ...this.#early])
+  }
+
+  /** Stops watching the socket; the caller now owns it (and must listen for 'data' in the same tick). */
+  release (): void {
+    clearTimeout(this.#timer)
+    this.#socket.off('error', this.#onError)
+    this.#socket.off('close', this.#onClose)
+    this.#socket.off('end', this.#onClose)
+    this.#socket.off('data', this.#onData)
+  }
+
+  fail (err: HandshakeError): void {
+    if (this.failure !== undefined) return
+    this.failure = err
+    this.release()
+    this.#socket.on('error', ignore)
+    this.#socket.destroy()
+    this.#rejectFailed(err)
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#early.push(chunk)
+    this.#earlySize += chunk.length
+    if (this.#earlySize > this.#maxEarly) {
+      this.fail(new HandshakeError('the client sent too much data before the handshake completed', 0))
+    }
+  }
+
+  readonly #onError = (err: Error): void => {
+    const failure = new HandshakeError(`socket error during handshake: ${err.message}`, 0)
+    failure.cause = err
+    this.fail(failure)
+  }
+
+  readonly #onClose = (): void => {
+    this.fail(new HandshakeError('connection closed during handshake', 0))
+  }
+
+  readonly #onTimeout = (): void => {
+    const failure = new HandshakeError('handshake timed out', 0)
+    failure.cause = new TimeoutError('handshake timed out')
+    this.fail(failure)
+  }
+}
+
+/**
+ * The server side of the opening handshake (gorilla's Upgrader), which validates an upgrade
+ * request, answers 101 or an HTTP error, and holds no per-request state, so `upgrade` may be
+ * called concurrently.
+ */
+export class Upgrader {
+  readonly #options: UpgraderOptions
+  readonly #connOptions: ConnOptions
+  readonly #maxEarlyBytes: number
+  readonly #handshakeTimeout: number
+  readonly #subprotocols: readonly string[] | undefined
+  readonly #extraHeaders: OutgoingHeaders
+
+  /** Validates `options` at once, throwing a RangeError or TypeError on misconfiguration. */
+  constructor (options: UpgraderOptions = {}) {
+    this.#options = options
+    const connOptions = resolveConnOptions(options)
+    this.#connOptions = connOptions
+    this.#maxEarlyBytes = connOptions.readBufferSize
+    const timeout = options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT
+    if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
+      throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
+    }
+    this.#handshakeTimeout = timeout
+    if (options.subprotocols !== undefined) {
+      if (!Array.isArray(options.subprotocols) || options.subprotocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
+        throw new TypeError('websocket: option subprotocols must be an array of tokens')
+      }
+      this.#subprotocols = [...options.subprotocols]
+    }
+    for (const name of ['checkOrigin', 'selectSubprotocol', 'onError'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') {
+        throw new TypeError(`websocket: option ${name} must be a function`)
+      }
+    }
+    const problem = checkExtraHeaders(options.headers ?? {})
+    if (problem !== undefined) throw new TypeError(`websocket: option headers: ${problem}`)
+    this.#extraHeaders = { ...options.headers }
+  }
+
+  /**
+   * Answers an HTTP upgrade request on its raw socket. Resolves to a server Conn once the 101 has
+   * been written; otherwise the HTTP refusal has been written, the socket is closed, and the
+   * promise rejects with a HandshakeError carrying the status (0 when the socket failed or timed out).
+   */
+  async upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
+    if (socket.destroyed) throw new HandshakeError('socket already closed', 0)
+    const attempt = new UpgradeAttempt(socket, this.#handshakeTimeout, this.#maxEarlyBytes)
+    try {
+      const subprotocol = await this.#negotiate(req, attempt, responseHeaders)
+      const extensions = this.negotiateExtensions(req)
+      const response = this.#buildResponse(req.headers['sec-websocket-key'] as string, subprotocol, extensions, responseHeaders)
+      await attempt.guard(writeAll(socket, response))
+      const netSocket = socket as Partial<Socket>
+      if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
+      // Release and construct in the same tick, so no 'data' event can fall between the two.
+      attempt.release()
+      return new Conn(socket, { isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions })
+    } catch (err) {
+      if (attempt.failure !== undefined) throw attempt.failure
+      if (err instanceof Refusal) throw this.#refuse(req, socket, attempt, err)
+      // Anything else (e.g. the write failed): the socket is useless.
+      const failure = new HandshakeError(`upgrade failed: ${(err as Error)?.message ?? String(err)}`, 0)
+      failure.cause = err
+      attempt.fail(failure)
+      throw failure
+    }
+  }
+
+  /**
+   * The permessage-deflate seam: returns the Sec-WebSocket-Extensions value to answer with.
+   * Extension offers are ignored for now, so this always returns '' (no extension).
+   */
+  protected negotiateExtensions (_req: IncomingMessage): string {
+    return ''
+  }
+
+  /** Runs every check in order and returns the chosen subprotocol ('' for none). */
+  async #negotiate (req: IncomingMessage, attempt: UpgradeAttempt, responseHeaders: Record<string, string | string[]>): Promise<string> {
+    const h = req.headers
+    if (req.method !== 'GET') {
+      throw new Refusal(405, 'the request method must be GET', { Allow: 'GET' })
+    }
+    if (!tokenListContainsValue(h.upgrade, 'websocket')) {
+      throw new Refusal(400, "the client is not using the websocket protocol: 'websocket' token not found in 'Upgrade' header")
+    }
+    if (!tokenListContainsValue(h.connection, 'upgrade')) {
+      throw new Refusal(400, "the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header")
+    }
+    if (typeof h.host !== 'string' || h.host === '') {
+      throw new Refusal(400, "missing 'Host' header")
+    }
+    if (!isValidChallengeKey(h['sec-websocket-key'])) {
+      throw new Refusal(400, "'Sec-WebSocket-Key' header must be base64 of 16 bytes")
+    }
+    const version = h['sec-websocket-version']
+    if (typeof version !== 'string' || version.trim() !== '13') {
+      throw new Refusal(426, 'unsupported version: 13 is the only one supported', { 'Sec-WebSocket-Version': '13' })
+    }
+    const problem = checkExtraHeaders(responseHeaders)
+    if (problem !== undefined) throw new Refusal(500, `application response headers: ${problem}`)
+
+    const checkOrigin = this.#options.checkOrigin ?? checkSameOrigin
+    let allowed: boolean
+    try {
+      allowed = await attempt.guard(checkOrigin(req))
+    } catch (err) {
+      if (attempt.failure !== undefined) throw err
+      throw new Refusal(500, 'checkOrigin failed', {}, err)
+    }
+    if (allowed !== true) {
+      throw new Refusal(403, "request origin not allowed by Upgrader's checkOrigin")
+    }
+    return await this.#selectSubprotocol(req, attempt)
+  }
+
+  async #selectSubprotocol (req: IncomingMessage, attempt: UpgradeAttempt): Promise<string> {
+    const offered = parseSubprotocols(req.headers['sec-websocket-protocol'])
+    if (offered.length === 0) return ''
+    const select = this.#options.selectSubprotocol
+    if (select !== undefined) {
+      let chosen: string | undefined
+      try {
+        chosen = await attempt.guard(select(offered, req))
+      } catch (err) {
+        if (attempt.failure !== undefined) throw err
+        throw new Refusal(500, 'selectSubprotocol failed', {}, err)
+      }
+      if (chosen === undefined || chosen === '') return ''
+      if (typeof chosen !== 'string' || !offered.includes(chosen)) {
+        throw new Refusal(500, `selectSubprotocol returned ${JSON.stringify(chosen)}, which the client did not offer`)
+      }
+      return chosen
+    }
+    const supported = this.#subprotocols
+    if (supported === undefined) return ''
+    return offered.find((p) => supported.includes(p)) ?? ''
+  }
+
+  #buildResponse (key: string, subprotocol: string, extensions: string, responseHeaders: Record<string, string | string[]>): Buffer {
+    let text = 'HTTP/1.1 101 Switching Protocols\r\n' +
+      'Upgrade: websocket\r\n' +
+      'Connection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${computeAcceptKey(key)}\r\n`
+    if (subprotocol !== '') text += `Sec-WebSocket-Protocol: ${subprotocol}\r\n`
+    if (extensions !== '') text += `Sec-WebSocket-Extensions: ${extensions}\r\n`
+    text += formatHeaderLines(this.#extraHeaders) + formatHeaderLines(responseHeaders) + '\r\n'
+    return Buffer.from(text, 'utf8')
+  }
+
+  /** Writes the refusal, closes the socket and returns the error the upgrade rejects with. */
+  #refuse (req: IncomingMessage, socket: Duplex, attempt: UpgradeAttempt, refusal: Refusal): HandshakeError {
+    attempt.release()
+    socket.on('error', ignore)
+    const error = new HandshakeError(refusal.reason, refusal.status, { ...refusal.headers })
+    if (refusal.cause !== undefined) error.cause = refusal.cause
+    const onError = this.#options.onError
+    if (onError === undefined) {
+      writeHttpResponse(socket, refusal.status, refusal.headers, `websocket: ${refusal.reason}\n`)
+      return error
+    }
+    try {
+      onError({ req, socket, status: refusal.status, reason: refusal.reason, headers: { ...refusal.headers } })
+      endSocketSoon(socket)
+    } catch (err) {
+      socket.destroy()
+      if (error.cause === undefined) error.cause = err
+    }
+    return error
+  }
+}
+
+/** Returns why a set of extra 101 headers cannot be sent, or undefined when it can. */
+function checkExtraHeaders (headers: Record<string, unknown>): string | undefined {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!isValidHeaderName(name)) return `invalid header name ${JSON.stringify(name)}`
+    if (RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) return `header ${name} is set by the handshake and cannot be given`
+    const values = Array.isArray(value) ? value : [value]
+    if (values.some((v) => typeof v !== 'string' && typeof v !== 'number')) return `header ${name} must be a string or an array of strings`
+  }
+  return undefined
+}
+
+function writeAll (socket: Duplex, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.write(data, (err) => { if (err == null) resolve(); else reject(err) })
+  })
+}
+
+function isThenable<T> (value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
+function ignore (): void {}
