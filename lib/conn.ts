@@ -105,6 +105,7 @@ export class Conn implements AsyncIterable<Message> {
   #drainReject: ((error: Error) => void) | undefined
   #writeDeadline = 0
   #writeTimer: NodeJS.Timeout | undefined
+  #writeTimerDeadline = 0
 
   // Closing.
   #closeSent = false
@@ -143,6 +144,8 @@ export class Conn implements AsyncIterable<Message> {
     socket.on('error', this.#onError)
     socket.on('close', this.#onClose)
     socket.on('drain', this.#onDrain)
+    // Once end() was called Node reports the last flush with 'finish', never with 'drain'.
+    socket.on('finish', this.#onDrain)
     if (init.head !== undefined && init.head.length > 0) this.#parser.push(init.head)
     if (socket.destroyed) this.#onClose()
   }
@@ -289,7 +292,7 @@ export class Conn implements AsyncIterable<Message> {
       if (read.stream) {
         readers.shift()
         inbox.shift()
-        this.#bufferedBytes -= message.bytes
+        // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
         const reader = new MessageReader(message, this.#readerOwner)
         this.#streamReader = reader
         settle(read, reader, undefined)
@@ -427,7 +430,8 @@ export class Conn implements AsyncIterable<Message> {
     const handler = this.#closeHandler
     if (handler === undefined) {
       // gorilla's default: echo the code without a reason.
-      if (!this.#closeStarted) this.close(code, '').catch(noop)
+      // Not awaited: close() resolves when the socket has closed, and never rejects.
+      if (!this.#closeStarted) this.close(code, '')
     } else {
       try {
         const result = handler(code, text)
@@ -553,10 +557,15 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #armWriteTimer (deadline: number): void {
-    if (this.#writeTimer !== undefined) return
+    // Several waiting writes may have deadlines (a writeControl's own, say): the soonest wins.
+    if (this.#writeTimer !== undefined) {
+      if (deadline >= this.#writeTimerDeadline) return
+      clearTimeout(this.#writeTimer)
+    }
+    this.#writeTimerDeadline = deadline
     this.#writeTimer = setTimeout(() => {
+      // Armed only after a write that did not flush, and cleared by 'drain' or 'finish': bytes still wait.
       this.#writeTimer = undefined
-      if (this.#socket.writableLength === 0) return
       this.#writeError ??= new TimeoutError('write deadline exceeded')
       this.#socket.destroy()
     }, Math.max(0, deadline - Date.now()))
@@ -608,7 +617,15 @@ export class Conn implements AsyncIterable<Message> {
     fragmentSize: () => this.#options.writeBufferSize,
     pool: () => this.#options.writeBufferPool,
     checkWritable: () => this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined),
-    write: (bytes, done) => this.#socket.write(bytes, done),
+    write: (bytes, done) => {
+      const flushed = this.#socket.write(bytes, (error) => {
+        // A failed write reports the connection's reason (a write deadline, say), not the stream's.
+        if (error != null) this.#writeError ??= new WriteClosedError(`socket error: ${error.message}`)
+        done(error == null ? error : this.#writeError)
+      })
+      if (!flushed && this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
+      return flushed
+    },
     cork: () => { this.#socket.cork() },
     uncork: () => { this.#socket.uncork() },
     finished: (writer) => {
@@ -637,8 +654,8 @@ export class Conn implements AsyncIterable<Message> {
       this.#endSocket()
       return this.closed
     }
+    // #flushQueue refuses queued writes once a close frame is out, so this runs at most once.
     const send = (): boolean => {
-      if (this.#closeSent) return true
       this.#closeSent = true
       const flushed = this.#writeFrame(CloseMessage, payload)
       this.#afterCloseSent()
@@ -733,5 +750,3 @@ function settle (read: PendingRead, value: unknown, error: Error | undefined): v
 function asError (value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value))
 }
-
-function noop (): void {}

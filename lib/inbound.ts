@@ -123,8 +123,15 @@ export class MessageReader implements AsyncIterable<Buffer> {
         this.finish()
         return null
       }
-      await new Promise<void>((resolve) => { message.wake = resolve })
-      message.wake = undefined
+      // Reads that wait at the same time are all woken, in call order, and take pieces in turn.
+      await new Promise<void>((resolve) => {
+        const earlier = message.wake
+        message.wake = () => {
+          message.wake = undefined
+          earlier?.()
+          resolve()
+        }
+      })
     }
   }
 

@@ -45,15 +45,19 @@ export class MessageWriter {
 
   /** Appends `data` to the message. Rejects once `close` was called or the connection failed. */
   write (data: Payload): Promise<void> {
-    if (this.#closed) return Promise.reject(new WriteClosedError('message writer already closed'))
+    if (this.#closed) return Promise.reject(this.#failure ?? new WriteClosedError('message writer already closed'))
     const payload = toPayload(data)
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
     return this.#then(() => this.#append(bytes))
   }
 
-  /** Sends the final frame and releases the connection to the next writer. Calling it twice is harmless. */
+  /**
+   * Sends the final frame and releases the connection to the next writer; rejects when the
+   * connection failed before the message could be finished. Calling it twice is harmless.
+   */
   close (): Promise<void> {
-    if (this.#closed) return this.#chain
+    // After abort() the message can never be finished; saying so beats resolving as if it were.
+    if (this.#closed) return this.#failure === undefined ? this.#chain : Promise.reject(this.#failure)
     this.#closed = true
     const run = this.#then(() => this.#flush(true)).finally(() => { this.#release() })
     this.#chain = run.catch(() => {})
