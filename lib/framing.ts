@@ -7,13 +7,16 @@ export type Payload = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView | stri
 /** Server payloads above this size are written beside their header instead of being copied after it. */
 export const MERGE_LIMIT = 16 * 1024
 
-/** Turns any Payload into a Buffer view (no copy) or keeps a string as it is. */
-export function toPayload (data: Payload): Buffer | string {
+/** Turns any Payload into a Buffer view (no copy) or keeps a string as it is; undefined for anything else. */
+export function toPayload (data: Payload): Buffer | string | undefined {
   if (typeof data === 'string' || Buffer.isBuffer(data)) return data
   if (data instanceof ArrayBuffer) return Buffer.from(data)
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  throw new TypeError('websocket: message data must be a string, Buffer, ArrayBuffer or typed array')
+  return undefined
 }
+
+/** The error for data a write cannot send. */
+export const BAD_PAYLOAD = 'message data must be a string, Buffer, ArrayBuffer or typed array'
 
 /** Bytes of a Payload once encoded. */
 export function payloadLength (payload: Buffer | string): number {

@@ -1,7 +1,7 @@
 import type { BufferPool } from './buffer-pool.js'
-import { encodeHeader, toPayload, type Payload } from './framing.js'
+import { BAD_PAYLOAD, encodeHeader, toPayload, type Payload } from './framing.js'
 import { OPCODE_CONTINUATION, type DataMessageType } from './protocol/constants.js'
-import { WriteClosedError } from './protocol/errors.js'
+import { UsageError, WriteClosedError } from './protocol/errors.js'
 import { frameHeaderSize, writeFrameHeader } from './protocol/frame.js'
 import { applyMask, nextMaskKey } from './protocol/mask.js'
 
@@ -47,6 +47,7 @@ export class MessageWriter {
   write (data: Payload): Promise<void> {
     if (this.#closed) return Promise.reject(this.#failure ?? new WriteClosedError('message writer already closed'))
     const payload = toPayload(data)
+    if (payload === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
     return this.#then(() => this.#append(bytes))
   }

@@ -1,6 +1,6 @@
 import { BinaryMessage, CloseMessage, MAX_CONTROL_PAYLOAD, PingMessage, PongMessage, TextMessage, type MessageType } from './protocol/constants.js'
 import { UsageError } from './protocol/errors.js'
-import { encodeFrame, toPayload, type Payload } from './framing.js'
+import { BAD_PAYLOAD, encodeFrame, toPayload, type Payload } from './framing.js'
 
 /**
  * A message framed once and written to many connections (a broadcast): every server connection
@@ -19,7 +19,8 @@ export class PreparedMessage {
       throw new UsageError(`bad message type ${String(type)}`)
     }
     const payload = toPayload(data)
-    this.data = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload)
+    if (payload === undefined) throw new UsageError(BAD_PAYLOAD)
+    this.data = Buffer.from(payload)
     if (type >= CloseMessage && this.data.length > MAX_CONTROL_PAYLOAD) {
       throw new UsageError(`control payload of ${this.data.length} bytes, at most 125 allowed`)
     }

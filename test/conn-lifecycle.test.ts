@@ -275,6 +275,8 @@ t.test('a Conn over a plain Duplex has no addresses and still works', async (t) 
   const conn = new Conn(stream, { isServer: true })
   t.same([conn.localAddress, conn.localPort, conn.remoteAddress, conn.remotePort], [undefined, undefined, undefined, undefined])
   await conn.writeMessage(1, 'hi')
+  // Writes are corked until the end of the tick, so they reach the stream a moment later.
+  await new Promise((resolve) => setImmediate(resolve))
   t.same(Buffer.concat(written), Buffer.from([0x81, 0x02, 0x68, 0x69]))
   conn.terminate()
   await conn.closed

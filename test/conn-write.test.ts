@@ -63,7 +63,13 @@ t.test('writeMessage accepts strings, Buffers, ArrayBuffers and typed-array view
   ]
   for (const [input] of inputs) await client.writeMessage(BINARY, input as Buffer)
   for (const [, hex] of inputs) t.equal((await server.readMessage()).data.toString('hex'), hex)
-  t.throws(() => toPayload(42 as unknown as string), TypeError, 'other values are refused')
+  t.equal(toPayload(42 as unknown as string), undefined, 'other values are not payloads')
+  await t.rejects(client.writeMessage(BINARY, 42 as unknown as string), { name: 'UsageError' }, 'writeMessage rejects them')
+  await t.rejects(client.writeControl(9, {} as unknown as string), { name: 'UsageError' }, 'writeControl rejects them')
+  const writer = await client.nextWriter(BINARY)
+  await t.rejects(writer.write(null as unknown as string), { name: 'UsageError' }, 'a message writer rejects them')
+  await writer.close()
+  t.throws(() => new PreparedMessage(BINARY, 7 as unknown as string), { name: 'UsageError' }, 'PreparedMessage throws')
 })
 
 t.test('writes to a peer that does not read wait for drain, then resolve in order', async (t) => {

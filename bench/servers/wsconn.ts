@@ -1,0 +1,69 @@
+import type { IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import type { Conn } from '../../lib/conn.js'
+import type { PreparedMessage } from '../../lib/prepared-message.js'
+import type { UpgraderOptions } from '../../lib/upgrader.js'
+import { loadOurs } from './ours-runtime.js'
+import { ignore, type BenchServer, type ServerSettings } from './types.js'
+
+const READ_LIMIT = 64 * 1024 * 1024
+
+/** Which path "ours" takes: the plugin when it can be loaded (auto), or the bare Upgrader. */
+export type OursVia = 'auto' | 'plugin' | 'upgrader'
+
+/** This repository on Fastify: through lib/plugin when it exports a plugin, else the Upgrader on 'upgrade'. */
+export async function startWsconn (settings: ServerSettings, via: OursVia = 'auto'): Promise<BenchServer> {
+  const app = Fastify({ logger: false })
+  const conns = new Set<Conn>()
+  const ours = await loadOurs()
+  const prepared = new ours.PreparedMessage(ours.TextMessage, settings.broadcastPayload)
+  const handle = (conn: Conn): void => {
+    conns.add(conn)
+    conn.closed.then(() => conns.delete(conn), ignore)
+    if (settings.mode === 'broadcast') broadcastOnMessage(conn, conns, prepared).catch(ignore)
+    else echo(conn).catch(ignore)
+  }
+  // Compression is not implemented yet; the option is passed so that it switches on by itself
+  // once it is, and the load generator reports n/a while no extension is negotiated.
+  // readLimit: the plugin's default (1 MiB) would refuse scenario (d)'s frames; ws allows 100 MiB.
+  const options = { readLimit: READ_LIMIT, ...(settings.compress ? { compression: { threshold: 0 } } : {}) }
+  const plugin = via === 'upgrader' ? { error: 'not requested (--ours=upgrader)' } : ours.plugin
+  let impl: string
+  if ('fn' in plugin) {
+    await app.register(plugin.fn as Parameters<FastifyInstance['register']>[0], options)
+    app.route({ method: 'GET', url: '/', websocket: true, handler: handle } as unknown as RouteOptions)
+    impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}`
+  } else {
+    if (via === 'plugin') throw new Error(`--ours=plugin but the plugin cannot be used: ${plugin.error}`)
+    const upgrader = new ours.Upgrader(options as UpgraderOptions)
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      upgrader.upgrade(req, socket, head).then(handle, ignore)
+    })
+    impl = `Upgrader from ${ours.source} on fastify ${app.version} server 'upgrade' (plugin: ${plugin.error})`
+  }
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+  return { port: (app.server.address() as AddressInfo).port, impl, connections: () => conns.size }
+}
+
+/** The echo a user writes with the gorilla-style API. */
+async function echo (conn: Conn): Promise<void> {
+  try {
+    for await (const message of conn) await conn.writeMessage(message.type, message.data)
+  } catch {
+    conn.terminate()
+  }
+}
+
+/** Any message triggers one PreparedMessage written to every connection. */
+async function broadcastOnMessage (conn: Conn, conns: Set<Conn>, prepared: PreparedMessage): Promise<void> {
+  try {
+    for (;;) {
+      await conn.readMessage()
+      for (const peer of conns) peer.writePreparedMessage(prepared).catch(ignore)
+    }
+  } catch {
+    conn.terminate()
+  }
+}
