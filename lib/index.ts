@@ -25,3 +25,9 @@ export { Upgrader, DEFAULT_UPGRADE_TIMEOUT } from './upgrader.js'
 export type { UpgraderOptions, UpgradeErrorInfo } from './upgrader.js'
 export { Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT } from './dialer.js'
 export type { DialOptions } from './dialer.js'
+export { fastifyWsconn, MessageValidationError, DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD } from './plugin/index.js'
+export type {
+  WsconnPluginOptions, RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
+  InjectWSOptions, TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
+} from './plugin/index.js'
+export { fastifyWsconn as default } from './plugin/index.js'

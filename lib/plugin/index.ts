@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import fp from 'fastify-plugin'
+import { injectWS, type InjectWSOptions } from './inject.js'
+import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
+import { ConnectionRegistry } from './registry.js'
+import { createRouteHook, httpError, isKnownRoute } from './routes.js'
+import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
+import './types.js'
+
+export type {
+  InvalidMessagePolicy, OriginPolicy, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
+} from './options.js'
+export { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT } from './options.js'
+export { MessageValidationError } from './messages.js'
+export type { InjectWSOptions } from './inject.js'
+export type { TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage } from './types.js'
+
+async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): Promise<void> {
+  if (fastify.initialConfig.http2 === true) {
+    throw new Error('fastify-wsconn: HTTP/2 servers are not supported yet (WebSocket over HTTP/2, RFC 8441, is not implemented); use an HTTP/1.1 server, with https for wss://')
+  }
+  validatePluginOptions(options)
+  const gracePeriod = options.closeGracePeriod ?? DEFAULT_CLOSE_GRACE_PERIOD
+  const registry = new ConnectionRegistry()
+  // Routes the onRoute hook never saw (declared before the plugin loaded) cannot be websocket
+  // routes; an upgrade reaching one is refused loudly instead of being served as plain HTTP.
+  const warned = new WeakSet<object>()
+
+  fastify.decorate('websocketConnections', registry.connections)
+  fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
+    return injectWS(fastify, path, injectOptions)
+  })
+  fastify.decorateRequest('ws', {
+    getter (this: FastifyRequest): boolean {
+      return getPendingUpgrade(this.raw) !== undefined
+    }
+  })
+  fastify.addHook('onRoute', createRouteHook(options, registry))
+  fastify.addHook('onRequest', function (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const config = request.routeOptions.config
+    if (getPendingUpgrade(request.raw) === undefined || request.is404 || isKnownRoute(config)) {
+      done()
+      return
+    }
+    const message = `route ${request.method} ${String(request.routeOptions.url)} was declared before fastify-wsconn ` +
+      'was loaded, so it cannot accept WebSocket connections: declare websocket routes after ' +
+      '`await app.register(fastifyWsconn)`, or inside a plugin registered after it'
+    if (!warned.has(config)) {
+      warned.add(config)
+      request.log.warn(`websocket: ${message}`)
+    }
+    reply.send(httpError(500, 'FST_WS_ROUTE_DECLARED_TOO_EARLY', message))
+  })
+
+  const onUpgrade = createUpgradeListener(fastify, registry)
+  fastify.server.on('upgrade', onUpgrade)
+  fastify.addHook('preClose', async function () {
+    await registry.shutdown(gracePeriod)
+  })
+  fastify.addHook('onClose', function (_instance, done) {
+    fastify.server.off('upgrade', onUpgrade)
+    done()
+  })
+}
+
+/**
+ * The fastify-wsconn plugin: websocket routes (`websocket: true | {...}`, `wsHandler`) whose
+ * upgrades go through Fastify's router and hooks, typed and validated JSON messages,
+ * `app.injectWS`, `app.websocketConnections`, heartbeats and a graceful shutdown. Register it
+ * (and await it, or declare routes in a plugin registered after it) before declaring routes.
+ */
+export const fastifyWsconn: FastifyPluginAsync<WsconnPluginOptions> = fp(wsconn, {
+  name: 'fastify-wsconn',
+  fastify: '5.x'
+})
+
+export default fastifyWsconn

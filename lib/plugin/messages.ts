@@ -1,0 +1,146 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Conn, ReadOptions } from '../conn.js'
+import { TextMessage } from '../protocol/constants.js'
+import { UsageError } from '../protocol/errors.js'
+import type { InvalidMessagePolicy } from './options.js'
+
+/**
+ * A received message that is not JSON or fails the route's `schema.incoming`. With the default
+ * `onInvalidMessage: 'close'` the connection is already closing with `closeCode` (1007) when
+ * `readJSON()` rejects with it; with `'reject'` the connection is untouched.
+ */
+export class MessageValidationError extends Error {
+  override readonly name = 'MessageValidationError'
+  /** A stable machine-readable error code. */
+  readonly code = 'ERR_WS_INVALID_MESSAGE'
+  /** The close code used for this failure: 1007 (invalid payload data). */
+  readonly closeCode = 1007
+  /** What the validator reported (Ajv's error objects, or a custom compiler's error), when it reported something. */
+  readonly validation: unknown
+
+  constructor (message: string, validation?: unknown, options?: ErrorOptions) {
+    super(`websocket: ${message}`, options)
+    this.validation = validation
+  }
+
+  /** The close reason sent to the peer: the message without the library prefix. */
+  get reason (): string {
+    return this.message.slice('websocket: '.length)
+  }
+}
+
+/** A validator as Fastify's compilers build it (Ajv's, or a custom compiler's `{ value, error }` form). */
+type Validator = ((data: unknown) => unknown) & { errors?: unknown }
+/** A serializer as Fastify's serializer compilers build it. */
+type Serializer = (data: never) => string
+
+/** The compiled message schemas of one route. */
+export interface JsonCodec {
+  validate: Validator | undefined
+  serialize: Serializer | undefined
+}
+
+/** The message schemas a route declared. */
+export interface MessageSchemas {
+  incoming?: unknown
+  outgoing?: unknown
+}
+
+/**
+ * Compiles `schema.incoming` with the route's validator compiler and `schema.outgoing` with its
+ * serializer compiler, through Fastify's public compile API, so a user's compilers apply and
+ * each schema is compiled once per route. Throws what the compiler throws.
+ */
+export function compileCodec (request: FastifyRequest, reply: FastifyReply, schemas: MessageSchemas | undefined): JsonCodec {
+  const incoming = schemas?.incoming
+  const outgoing = schemas?.outgoing
+  return {
+    validate: incoming === undefined ? undefined : request.compileValidationSchema(incoming as Record<string, unknown>, 'body') as Validator,
+    serialize: outgoing === undefined ? undefined : reply.compileSerializationSchema(outgoing as Record<string, unknown>, '200')
+  }
+}
+
+/**
+ * Gives a connection the route's JSON behaviour: `readJSON()` parses, validates (taking the value
+ * a compiler may return, e.g. with defaults applied) and applies the invalid-message policy;
+ * `writeJSON(v)` uses the schema-compiled serializer when `schema.outgoing` exists, so only
+ * properties the schema names are ever sent.
+ */
+export function installJsonCodec (conn: Conn, codec: JsonCodec, policy: InvalidMessagePolicy): void {
+  const reject = (error: MessageValidationError): never => {
+    if (policy === 'close') conn.close(error.closeCode, error.reason)
+    throw error
+  }
+  conn.readJSON = async function readJSON<T> (options?: ReadOptions): Promise<T> {
+    const { data } = await conn.readMessage(options)
+    let value: unknown
+    try {
+      value = JSON.parse(data.toString())
+    } catch (err) {
+      return reject(new MessageValidationError('invalid JSON', undefined, { cause: err }))
+    }
+    if (codec.validate === undefined) return value as T
+    const outcome = await runValidator(codec.validate, value)
+    if (outcome instanceof MessageValidationError) return reject(outcome)
+    return outcome.value as T
+  }
+  const serialize = codec.serialize
+  if (serialize !== undefined) {
+    conn.writeJSON = function writeJSON (value: unknown): Promise<void> {
+      let text: string
+      try {
+        text = serialize(value as never)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      if (typeof text !== 'string') return Promise.reject(new UsageError('the serializer did not return a string'))
+      return conn.writeMessage(TextMessage, text)
+    }
+  }
+}
+
+/**
+ * Runs a compiled validator with Fastify's conventions: `false` means invalid (details in
+ * `validate.errors`), `{ error }` means invalid, `{ value }` replaces the value; a promise is
+ * pass/fail only, and its rejection means invalid. A validator that throws is a server bug, so
+ * the throw propagates.
+ */
+async function runValidator (validate: Validator, value: unknown): Promise<{ value: unknown } | MessageValidationError> {
+  const result = validate(value)
+  if (isThenable(result)) {
+    try {
+      if (await result === false) return invalid(validate.errors)
+    } catch (err) {
+      return invalid(err)
+    }
+    return { value }
+  }
+  if (result === false) return invalid(validate.errors)
+  if (typeof result === 'object' && result !== null) {
+    const custom = result as { error?: unknown, value?: unknown }
+    if (custom.error !== undefined && custom.error !== null && custom.error !== false) return invalid(custom.error)
+    if ('value' in custom) return { value: custom.value }
+  }
+  return { value }
+}
+
+function invalid (details: unknown): MessageValidationError {
+  return new MessageValidationError(`invalid message: ${describe(details)}`, details)
+}
+
+/** One line naming what failed, in Fastify's "body/name must be string" style with "message" as the root. */
+function describe (details: unknown): string {
+  if (details instanceof Error) return details.message
+  if (Array.isArray(details) && details.length > 0) {
+    return details.map((item: { instancePath?: unknown, message?: unknown }) => {
+      const path = typeof item?.instancePath === 'string' ? item.instancePath : ''
+      const text = typeof item?.message === 'string' ? item.message : 'is invalid'
+      return `message${path} ${text}`
+    }).join(', ')
+  }
+  return 'does not match the schema'
+}
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}

@@ -1,0 +1,193 @@
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Conn } from '../conn.js'
+import { checkSameOrigin } from '../handshake.js'
+import type { ConnOptions } from '../options.js'
+import { Upgrader, type UpgraderOptions } from '../upgrader.js'
+
+/**
+ * Which browser origins may open a connection: `true` (same origin as the Host header, or no
+ * Origin header at all), `false` (any origin), a list of origins allowed besides the same origin
+ * (e.g. `['https://app.example.com']`), or a function deciding for each request.
+ */
+export type OriginPolicy = boolean | readonly string[] | ((req: IncomingMessage) => boolean | Promise<boolean>)
+
+/**
+ * What `conn.readJSON()` does with a message that is not JSON or fails `schema.incoming`:
+ * `'close'` closes the connection with 1007 and a short reason, then rejects; `'reject'` only
+ * rejects with a MessageValidationError, so the handler can answer and keep the connection.
+ */
+export type InvalidMessagePolicy = 'close' | 'reject'
+
+/**
+ * Called when a websocket handler throws or rejects, after the error was logged with
+ * `request.log.error`; the connection is closed with 1011 once it returns, unless it closed it itself.
+ */
+export type WebsocketErrorHandler = (this: FastifyInstance, error: Error, conn: Conn, request: FastifyRequest) => void | Promise<void>
+
+/** Settings a route may give in `websocket: { ... }`; each one overrides the plugin's for that route only. */
+export interface RouteWebsocketOptions extends ConnOptions {
+  /** Origin check of the handshake, refused with 403. Default `true` (same origin). */
+  checkOrigin?: OriginPolicy
+  /** Subprotocols the route speaks; the client's first offered match is chosen. Default none. */
+  subprotocols?: string[]
+  /** Chooses the subprotocol from the client's offer; takes precedence over `subprotocols`. */
+  selectSubprotocol?: UpgraderOptions['selectSubprotocol']
+  /** Milliseconds allowed for the handshake checks and the 101 (after the Fastify hooks). Default 10000. */
+  handshakeTimeout?: number
+  /** Extra headers for the 101 response. */
+  headers?: Record<string, string | string[]>
+  /**
+   * permessage-deflate settings. Accepted and validated (a boolean or an object) but not used
+   * yet: the engine does not negotiate extensions, so connections are never compressed. Default false.
+   */
+  compression?: boolean | Record<string, unknown>
+  /**
+   * Milliseconds between pings sent to the peer; a peer that has not answered a ping by the next
+   * one is disconnected. 0 turns the heartbeat off. Default 0.
+   */
+  pingInterval?: number
+  /** What `readJSON()` does with invalid messages. Default `'close'`. */
+  onInvalidMessage?: InvalidMessagePolicy
+  /** Called with errors the handler throws; see WebsocketErrorHandler. Default none (the error is only logged). */
+  errorHandler?: WebsocketErrorHandler
+}
+
+/** Options of the plugin: defaults for every websocket route, plus the shutdown grace period. */
+export interface WsconnPluginOptions extends RouteWebsocketOptions {
+  /**
+   * Milliseconds `app.close()` waits for the closing handshakes of open connections (each sent
+   * 1001) before it destroys the ones left. Default 5000.
+   */
+  closeGracePeriod?: number
+}
+
+/** Plugin default of `readLimit`: 1 MiB, far below the engine's 16 MiB, since a server reads untrusted input. */
+export const DEFAULT_PLUGIN_READ_LIMIT = 1024 * 1024
+/** Default of `closeGracePeriod`, in milliseconds. */
+export const DEFAULT_CLOSE_GRACE_PERIOD = 5000
+
+/** Everything a websocket route needs at run time, resolved once when the route is declared. */
+export interface RouteSettings {
+  upgrader: Upgrader
+  pingInterval: number
+  onInvalidMessage: InvalidMessagePolicy
+  errorHandler: WebsocketErrorHandler | undefined
+  /** Kept for the permessage-deflate work; nothing reads it yet. */
+  compression: boolean | Record<string, unknown>
+}
+
+const ROUTE_OPTION_NAMES = new Set<string>([
+  'readLimit', 'maxFragments', 'readBufferSize', 'writeBufferSize', 'writeBufferPool', 'validateUtf8', 'closeTimeout',
+  'checkOrigin', 'subprotocols', 'selectSubprotocol', 'handshakeTimeout', 'headers', 'compression', 'pingInterval',
+  'onInvalidMessage', 'errorHandler'
+])
+// Keys Fastify itself puts in a plugin's options object.
+const REGISTER_OPTION_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Checks the plugin options, throwing a TypeError or RangeError that names the bad one. */
+export function validatePluginOptions (options: WsconnPluginOptions): void {
+  checkKnownKeys(options, 'plugin option', (name) => name === 'closeGracePeriod' || REGISTER_OPTION_NAMES.has(name))
+  checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
+  resolveRouteSettings(options, undefined)
+}
+
+/**
+ * Merges a route's `websocket` value over the plugin defaults (a route value replaces the plugin's;
+ * nothing is merged deeper) and builds the route's Upgrader, so a bad setting fails at declaration.
+ */
+export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: true | RouteWebsocketOptions | undefined): RouteSettings {
+  const overrides = route === true || route === undefined ? {} : route
+  if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
+    throw new TypeError('websocket: the route option websocket must be true or an object')
+  }
+  checkKnownKeys(overrides, 'route option', () => false)
+  const merged: RouteWebsocketOptions = { ...defaults }
+  for (const [name, value] of Object.entries(overrides)) {
+    if (value !== undefined) (merged as Record<string, unknown>)[name] = value
+  }
+  checkMilliseconds('pingInterval', merged.pingInterval)
+  const policy = merged.onInvalidMessage ?? 'close'
+  if (policy !== 'close' && policy !== 'reject') {
+    throw new TypeError(`websocket: option onInvalidMessage must be 'close' or 'reject', got ${JSON.stringify(policy)}`)
+  }
+  if (merged.errorHandler !== undefined && typeof merged.errorHandler !== 'function') {
+    throw new TypeError('websocket: option errorHandler must be a function')
+  }
+  const compression = merged.compression === undefined ? false : merged.compression
+  if (typeof compression !== 'boolean' && (typeof compression !== 'object' || compression === null || Array.isArray(compression))) {
+    throw new TypeError('websocket: option compression must be a boolean or an object')
+  }
+  const upgrader = new Upgrader({
+    readLimit: merged.readLimit ?? DEFAULT_PLUGIN_READ_LIMIT,
+    maxFragments: merged.maxFragments,
+    readBufferSize: merged.readBufferSize,
+    writeBufferSize: merged.writeBufferSize,
+    writeBufferPool: merged.writeBufferPool,
+    validateUtf8: merged.validateUtf8,
+    closeTimeout: merged.closeTimeout,
+    checkOrigin: originChecker(merged.checkOrigin),
+    subprotocols: merged.subprotocols,
+    selectSubprotocol: merged.selectSubprotocol,
+    handshakeTimeout: merged.handshakeTimeout,
+    headers: merged.headers
+    // Seam for permessage-deflate: hand `compression` to the Upgrader once it negotiates extensions.
+  })
+  return {
+    upgrader,
+    pingInterval: merged.pingInterval ?? 0,
+    onInvalidMessage: policy,
+    errorHandler: merged.errorHandler,
+    compression
+  }
+}
+
+/** Turns an OriginPolicy into the Upgrader's checkOrigin function (undefined = the same-origin default). */
+export function originChecker (policy: OriginPolicy | undefined): UpgraderOptions['checkOrigin'] {
+  if (policy === undefined || policy === true) return undefined
+  if (policy === false) return allowAnyOrigin
+  if (typeof policy === 'function') return policy
+  if (!Array.isArray(policy)) throw new TypeError('websocket: option checkOrigin must be a boolean, an array of origins or a function')
+  const allowed = new Set<string>()
+  for (const origin of policy) {
+    const normalized = typeof origin === 'string' ? normalizeOrigin(origin) : undefined
+    if (normalized === undefined) throw new TypeError(`websocket: option checkOrigin has an invalid origin ${JSON.stringify(origin)}`)
+    allowed.add(normalized)
+  }
+  return (req) => {
+    if (checkSameOrigin(req)) return true
+    const origin = req.headers.origin
+    return origin !== undefined && allowed.has(normalizeOrigin(origin) ?? '')
+  }
+}
+
+function allowAnyOrigin (): boolean {
+  return true
+}
+
+/** The scheme://host[:port] form of an origin, lower-cased with default ports dropped; undefined when it does not parse. */
+function normalizeOrigin (origin: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return undefined
+  }
+  return url.origin === 'null' ? undefined : url.origin
+}
+
+function checkKnownKeys (options: object, kind: string, alsoAllowed: (name: string) => boolean): void {
+  for (const name of Object.keys(options)) {
+    if (!ROUTE_OPTION_NAMES.has(name) && !alsoAllowed(name)) {
+      throw new TypeError(`websocket: unknown ${kind} ${JSON.stringify(name)}`)
+    }
+  }
+}
+
+function checkMilliseconds (name: string, value: number | undefined): void {
+  if (value === undefined) return
+  if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    throw new RangeError(`websocket: option ${name} must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(value)}`)
+  }
+}

@@ -1,0 +1,44 @@
+import type { Conn } from '../conn.js'
+import { CloseGoingAway } from '../protocol/constants.js'
+
+/** The close reason sent to every connection when the server shuts down. */
+export const SHUTDOWN_REASON = 'server shutting down'
+
+/**
+ * The live connections of one plugin instance, and its shutdown: a connection is listed from its
+ * 101 until its socket has closed.
+ */
+export class ConnectionRegistry {
+  /** The live connections; read-only to users, who get it as `app.websocketConnections`. */
+  readonly connections = new Set<Conn>()
+  #shuttingDown = false
+
+  /** True once `shutdown` has begun: no connection may start any more. */
+  get shuttingDown (): boolean {
+    return this.#shuttingDown
+  }
+
+  /** Lists `conn` until its socket closes. */
+  add (conn: Conn): void {
+    this.connections.add(conn)
+    conn.closed.then(() => { this.connections.delete(conn) })
+  }
+
+  /**
+   * Sends 1001 to every live connection, waits for their closing handshakes for at most
+   * `gracePeriodMs`, then destroys the ones left and resolves once every socket has closed.
+   */
+  async shutdown (gracePeriodMs: number): Promise<void> {
+    this.#shuttingDown = true
+    const open = [...this.connections]
+    if (open.length === 0) return
+    for (const conn of open) conn.close(CloseGoingAway, SHUTDOWN_REASON)
+    const allClosed = Promise.all(open.map(async (conn) => await conn.closed))
+    let timer: NodeJS.Timeout | undefined
+    const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, gracePeriodMs) })
+    await Promise.race([allClosed, graceOver])
+    clearTimeout(timer)
+    for (const conn of open) conn.terminate()
+    await allClosed
+  }
+}

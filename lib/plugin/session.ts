@@ -1,0 +1,106 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Conn } from '../conn.js'
+import { CloseGoingAway, CloseInternalServerErr } from '../protocol/constants.js'
+import { CloseError, CloseSentError, HandshakeError, ProtocolError, WriteClosedError } from '../protocol/errors.js'
+import { startHeartbeat } from './heartbeat.js'
+import { compileCodec, installJsonCodec, MessageValidationError, type JsonCodec, type MessageSchemas } from './messages.js'
+import type { RouteSettings } from './options.js'
+import { SHUTDOWN_REASON, type ConnectionRegistry } from './registry.js'
+import { refuseUnavailable, type PendingUpgrade } from './upgrade-routing.js'
+
+/** A websocket handler as the plugin calls it: `this` is the route's Fastify instance. */
+export type AnyWebsocketHandler = (this: FastifyInstance, conn: Conn, request: FastifyRequest) => unknown
+
+/** What the plugin knows about one websocket route. */
+export interface WebsocketRoute {
+  settings: RouteSettings
+  handler: AnyWebsocketHandler
+  schemas: MessageSchemas | undefined
+}
+
+/**
+ * Takes over an upgrade request whose hooks have all passed: compiles the message schemas (a
+ * failure here is still answered by Fastify with a 500), hijacks the reply, runs the handshake
+ * and then the handler. Never throws after the hijack; every later failure is logged.
+ */
+export function acceptUpgrade (
+  instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply,
+  upgrade: PendingUpgrade, route: WebsocketRoute, registry: ConnectionRegistry
+): void {
+  const codec = compileCodec(request, reply, route.schemas)
+  reply.hijack()
+  upgrade.claim()
+  if (registry.shuttingDown) {
+    refuseUnavailable(upgrade.socket)
+    return
+  }
+  runSession(instance, request, upgrade, route, registry, codec)
+}
+
+/** Runs the handshake, then the handler; every failure is handled here, so it never rejects. */
+async function runSession (
+  instance: FastifyInstance, request: FastifyRequest, upgrade: PendingUpgrade,
+  route: WebsocketRoute, registry: ConnectionRegistry, codec: JsonCodec
+): Promise<void> {
+  let conn: Conn
+  try {
+    conn = await route.settings.upgrader.upgrade(request.raw, upgrade.socket, upgrade.head)
+  } catch (err) {
+    logRefusal(request, err as HandshakeError)
+    return
+  }
+  if (registry.shuttingDown) {
+    conn.close(CloseGoingAway, SHUTDOWN_REASON)
+    return
+  }
+  registry.add(conn)
+  installJsonCodec(conn, codec, route.settings.onInvalidMessage)
+  if (route.settings.pingInterval > 0) startHeartbeat(conn, route.settings.pingInterval, request.log)
+  try {
+    await route.handler.call(instance, conn, request)
+  } catch (err) {
+    await handleFailure(instance, toError(err), conn, request, route.settings)
+  }
+}
+
+/** The handshake's own refusals were already answered with their status; only the log level differs. */
+function logRefusal (request: FastifyRequest, err: HandshakeError): void {
+  if (err.status >= 500) request.log.error({ err }, 'websocket: handshake failed')
+  else if (err.status === 0) request.log.debug({ err }, 'websocket: connection lost during the handshake')
+  else request.log.info({ err }, `websocket: handshake refused with ${err.status}`)
+}
+
+/**
+ * A handler threw or rejected. Errors that only report the end of the connection (the peer
+ * closed or vanished, it broke the protocol, or sent an invalid message) are logged below error
+ * level; anything else is a server error: it goes to `request.log.error` and the errorHandler,
+ * and the connection closes with 1011.
+ */
+async function handleFailure (instance: FastifyInstance, error: Error, conn: Conn, request: FastifyRequest, settings: RouteSettings): Promise<void> {
+  if (error instanceof MessageValidationError) {
+    request.log.info({ err: error }, 'websocket: invalid message from the client')
+    conn.close(error.closeCode, error.reason)
+    return
+  }
+  if (error instanceof ProtocolError) {
+    request.log.info({ err: error }, 'websocket: the client broke the protocol')
+    return
+  }
+  if (error instanceof CloseError || error instanceof WriteClosedError || error instanceof CloseSentError) {
+    request.log.debug({ err: error }, 'websocket: connection ended')
+    return
+  }
+  request.log.error({ err: error }, 'websocket: handler failed')
+  if (settings.errorHandler !== undefined) {
+    try {
+      await settings.errorHandler.call(instance, error, conn, request)
+    } catch (err) {
+      request.log.error({ err }, 'websocket: errorHandler failed')
+    }
+  }
+  conn.close(CloseInternalServerErr, 'internal error')
+}
+
+function toError (value: unknown): Error {
+  return value instanceof Error ? value : new Error(`non-error thrown: ${String(value)}`)
+}
