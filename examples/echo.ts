@@ -4,7 +4,7 @@
 //   /echo           readMessage + writeMessage
 //   /echo/stream    nextReader + nextWriter (streams each message through in fragments)
 //   /echo/prepared  readMessage + PreparedMessage
-// COMPRESSION=1 turns on permessage-deflate once the Conn supports it.
+// COMPRESSION=1 turns on permessage-deflate (every message compressed, whatever its size).
 import { createServer } from 'node:http'
 import { Upgrader, PreparedMessage, CloseError, type Conn } from '../lib/index.js'
 
@@ -16,6 +16,8 @@ const upgrader = new Upgrader({
   // Conformance clients send no Origin or a foreign one; this server holds nothing worth protecting.
   checkOrigin: () => true,
   readLimit: 64 * MiB,
+  // permessage-deflate with every parameter a client may ask for, when COMPRESSION=1.
+  compression: process.env.COMPRESSION === '1' ? { threshold: 0 } : false,
   readBufferSize: 64 * MiB,
   writeBufferSize: 16 * 1024
 })

@@ -12,7 +12,10 @@ import {
 } from './protocol/constants.js'
 import { CloseError, CloseSentError, ProtocolError, TimeoutError, UsageError, WriteClosedError, isCloseError } from './protocol/errors.js'
 import { FrameParser, type FrameSink } from './protocol/parser.js'
-import { BAD_PAYLOAD, MERGE_LIMIT, encodeFrame, encodeHeader, toPayload, type Payload } from './framing.js'
+import { PerMessageDeflate, type MessageInflation } from './deflate/codec.js'
+import type { AgreedParams } from './deflate/negotiation.js'
+import { checkLevel, type PerMessageDeflateOptions } from './deflate/options.js'
+import { BAD_PAYLOAD, MERGE_LIMIT, encodeFrame, encodeHeader, payloadLength, toPayload, type Payload } from './framing.js'
 
 /** How a connection came to be; built by `Upgrader` and `Dialer`. */
 export interface ConnInit {
@@ -26,6 +29,8 @@ export interface ConnInit {
   /** Client side: the server's 101 response. */
   response?: { statusCode: number, headers: IncomingHttpHeaders }
   options?: ConnOptions
+  /** permessage-deflate as negotiated by the handshake; absent when it was not. */
+  compression?: { params: AgreedParams, options?: PerMessageDeflateOptions }
 }
 
 /** One received data message. */
@@ -54,8 +59,11 @@ interface PendingRead {
 }
 
 interface QueuedWrite {
-  /** Writes and reports whether the socket took the bytes without backpressure; undefined for a writer. */
-  run: (() => boolean) | undefined
+  /**
+   * Writes and reports whether the socket took the bytes without backpressure (a promise of that
+   * when compression comes first); undefined for a writer.
+   */
+  run: (() => boolean | Promise<boolean>) | undefined
   writer: MessageWriter | undefined
   resolve: (value: any) => void
   reject: (error: Error) => void
@@ -85,6 +93,14 @@ export class Conn implements AsyncIterable<Message> {
   readonly #socket: Duplex
   readonly #options: ResolvedConnOptions
   readonly #parser: FrameParser
+  readonly #deflate: PerMessageDeflate | undefined
+  #compressWrites = true
+  /** The inflation of the compressed message being received. */
+  #inflation: MessageInflation | undefined
+  /** Compressed messages fully received and still inflating, oldest first. */
+  readonly #inflating: InboundMessage[] = []
+  /** A compression for the write at the head of the queue is running; later writes wait. */
+  #compressing = false
 
   // Read side.
   readonly #inbox: InboundMessage[] = []
@@ -130,11 +146,17 @@ export class Conn implements AsyncIterable<Message> {
     this.response = init.response
     this.#options = resolveConnOptions(init.options)
     this.closed = new Promise((resolve) => { this.#resolveClosed = resolve })
+    if (init.compression !== undefined) {
+      this.#deflate = new PerMessageDeflate(init.compression.params, init.isServer, {
+        ...init.compression.options,
+        readLimit: () => this.#parser.options.readLimit
+      })
+    }
     this.#parser = new FrameParser(this.#sink, {
       isServer: init.isServer,
       readLimit: this.#options.readLimit,
       maxFragments: this.#options.maxFragments,
-      allowRsv1: false,
+      allowRsv1: this.#deflate !== undefined,
       validateUtf8: this.#options.validateUtf8
     })
     const netSocket = socket as Partial<Socket>
@@ -357,23 +379,34 @@ export class Conn implements AsyncIterable<Message> {
         message.discarded = true
         return
       }
+      if (compressed) {
+        this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+      }
       this.#inbox.push(message)
       if (this.#readers.length > 0 && this.#readers[0]!.stream) this.#serveReads()
     },
     onMessageData: (piece) => {
       const message = this.#current!
+      if (message.compressed) {
+        // Inflated even when nobody wants the message: the peer's compression history needs it.
+        this.#bufferedBytes += piece.length
+        this.#inflation!.write(piece)
+        this.#updateFlow()
+        return
+      }
       if (message.discarded) return
-      message.push(piece)
-      this.#bufferedBytes += piece.length
-      if (message.wake !== undefined) message.wake()
-      else this.#updateFlow()
+      this.#deliver(message, piece)
     },
     onMessageEnd: () => {
       const message = this.#current!
       this.#current = undefined
-      message.done = true
-      if (message.wake !== undefined) message.wake()
-      else if (this.#readers.length > 0) this.#serveReads()
+      if (message.compressed) {
+        this.#inflating.push(message)
+        this.#inflation!.end()
+        this.#inflation = undefined
+        return
+      }
+      this.#messageDone(message)
     },
     onPing: (data) => { this.#runControlHandler(this.#pingHandler, data, this.#defaultPing) },
     onPong: (data) => { this.#runControlHandler(this.#pongHandler, data, undefined) },
@@ -384,6 +417,47 @@ export class Conn implements AsyncIterable<Message> {
       this.#pendingFailure = error
       setImmediate(() => { this.#failConnection(error) })
     }
+  }
+
+  #deliver (message: InboundMessage, piece: Buffer): void {
+    message.push(piece)
+    this.#bufferedBytes += piece.length
+    if (message.wake !== undefined) message.wake()
+    else this.#updateFlow()
+  }
+
+  #messageDone (message: InboundMessage): void {
+    message.done = true
+    if (message.wake !== undefined) message.wake()
+    else if (this.#readers.length > 0) this.#serveReads()
+  }
+
+  /** Where the inflated bytes of one compressed message go. */
+  #inflateInto (message: InboundMessage): import('./deflate/codec.js').InflateTarget {
+    return {
+      onData: (chunk) => {
+        if (message.error === undefined && !message.discarded) this.#deliver(message, chunk)
+      },
+      onEnd: () => {
+        this.#inflationSettled(message)
+        if (message.error === undefined) this.#messageDone(message)
+      },
+      onError: (error) => {
+        this.#inflationSettled(message)
+        this.#sink.onProtocolError(error)
+      },
+      onConsumed: (bytes) => {
+        this.#bufferedBytes -= bytes
+        this.#updateFlow()
+      }
+    }
+  }
+
+  #inflationSettled (message: InboundMessage): void {
+    const index = this.#inflating.indexOf(message)
+    if (index !== -1) this.#inflating.splice(index, 1)
+    // The codec outlives the socket until the messages received before the end are inflated.
+    if (this.#socketClosed && this.#inflating.length === 0) this.#deflate!.close()
   }
 
   // ---- Control handlers ----------------------------------------------------------------------
@@ -455,9 +529,17 @@ export class Conn implements AsyncIterable<Message> {
       if (blocked !== undefined) return Promise.reject(blocked)
       const payload = toPayload(data)
       if (payload === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
-      if (this.#writer !== undefined || this.#writeQueue.length > 0) {
-        return this.#enqueueWrite(() => this.#writeFrame(type, payload), undefined)
+      const deflate = this.#deflate
+      if (deflate !== undefined && this.#compressWrites && deflate.shouldCompress(payloadLength(payload))) {
+        const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
+        const queued = this.#enqueueWrite<void>(async () => {
+          const compressed = await deflate.compress(bytes)
+          return this.#write(encodeFrame(type, true, true, compressed, !this.isServer))
+        }, undefined)
+        this.#flushQueue()
+        return queued
       }
+      if (this.#writeBusy()) return this.#enqueueWrite(() => this.#writeFrame(type, payload), undefined)
       return this.#afterWrite(this.#writeFrame(type, payload))
     }
     if (type === CloseMessage || type === PingMessage || type === PongMessage) return this.writeControl(type, data)
@@ -476,8 +558,19 @@ export class Conn implements AsyncIterable<Message> {
     if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return Promise.reject(blocked)
+    const deflate = this.#deflate
+    if (deflate !== undefined && this.#compressWrites && deflate.shouldCompress(message.data.length)) {
+      const queued = this.#enqueueWrite<void>(async () => {
+        // Compressed once for every connection with the same level and window, then sent as is.
+        const frame = await message.compressedFrameFor(this.isServer, deflate.level, deflate.sendWindowBits)
+        deflate.standaloneSent()
+        return this.#write(frame)
+      }, undefined)
+      this.#flushQueue()
+      return queued
+    }
     const run = (): boolean => this.#write(message.frameFor(this.isServer))
-    if (this.#writer !== undefined || this.#writeQueue.length > 0) return this.#enqueueWrite(run, undefined)
+    if (this.#writeBusy()) return this.#enqueueWrite(run, undefined)
     return this.#afterWrite(run())
   }
 
@@ -491,7 +584,7 @@ export class Conn implements AsyncIterable<Message> {
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return Promise.reject(blocked)
     const writer = new MessageWriter(type, this.#writerOwner)
-    if (this.#writer !== undefined || this.#writeQueue.length > 0) return this.#enqueueWrite(undefined, writer)
+    if (this.#writeBusy()) return this.#enqueueWrite(undefined, writer)
     this.#writer = writer
     return Promise.resolve(writer)
   }
@@ -572,8 +665,8 @@ export class Conn implements AsyncIterable<Message> {
     return this.#waitDrain()
   }
 
+  /** The shared promise of the next 'drain'; only called right after a write, which never fails synchronously while corked. */
   #waitDrain (): Promise<void> {
-    if (this.#writeError !== undefined) return Promise.reject(this.#writeError)
     if (this.#drain === undefined) {
       this.#drain = new Promise<void>((resolve, reject) => {
         this.#drainResolve = resolve
@@ -611,7 +704,28 @@ export class Conn implements AsyncIterable<Message> {
     if (resolve !== undefined) resolve()
   }
 
-  #enqueueWrite<T> (run: (() => boolean) | undefined, writer: MessageWriter | undefined): Promise<T> {
+  /** Whether a write must queue behind an open writer, a compression or earlier queued writes. */
+  #writeBusy (): boolean {
+    return this.#writer !== undefined || this.#compressing || this.#writeQueue.length > 0
+  }
+
+  /** Turns compression of later messages on or off; it has no effect when none was negotiated. */
+  enableWriteCompression (enable: boolean): void {
+    this.#compressWrites = enable
+  }
+
+  /** Sets the zlib level (0-9) of messages compressed from now on; throws a RangeError otherwise. */
+  setCompressionLevel (level: number): void {
+    checkLevel(level)
+    this.#deflate?.setLevel(level)
+  }
+
+  /** Whether permessage-deflate was negotiated for this connection. */
+  get compressionNegotiated (): boolean {
+    return this.#deflate !== undefined
+  }
+
+  #enqueueWrite<T> (run: (() => boolean | Promise<boolean>) | undefined, writer: MessageWriter | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#writeQueue.push({ run, writer, resolve, reject })
     })
@@ -620,7 +734,7 @@ export class Conn implements AsyncIterable<Message> {
   /** Runs queued writes in order until the queue is empty or a writer takes the connection. */
   #flushQueue (): void {
     const queue = this.#writeQueue
-    while (this.#writer === undefined && queue.length > 0) {
+    while (this.#writer === undefined && !this.#compressing && queue.length > 0) {
       const item = queue.shift()!
       if (this.#writeError !== undefined) {
         item.reject(this.#writeError)
@@ -635,7 +749,21 @@ export class Conn implements AsyncIterable<Message> {
         item.resolve(item.writer)
         continue
       }
-      this.#afterWrite(item.run!()).then(item.resolve, item.reject)
+      const result = item.run!()
+      if (typeof result === 'boolean') {
+        this.#afterWrite(result).then(item.resolve, item.reject)
+        continue
+      }
+      this.#compressing = true
+      result.then((flushed) => {
+        this.#compressing = false
+        this.#afterWrite(flushed).then(item.resolve, item.reject)
+        this.#flushQueue()
+      }, (error: unknown) => {
+        this.#compressing = false
+        item.reject(this.#writeError ?? asError(error))
+        this.#flushQueue()
+      })
     }
   }
 
@@ -652,6 +780,10 @@ export class Conn implements AsyncIterable<Message> {
       })
       if (!flushed && this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
       return flushed
+    },
+    startCompression: (size) => {
+      const deflate = this.#deflate
+      return deflate !== undefined && this.#compressWrites && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
     },
     cork: () => { this.#socket.cork() },
     uncork: () => { this.#socket.uncork() },
@@ -688,7 +820,7 @@ export class Conn implements AsyncIterable<Message> {
       this.#afterCloseSent()
       return flushed
     }
-    if (this.#writer !== undefined || this.#writeQueue.length > 0) {
+    if (this.#writeBusy()) {
       this.#enqueueWrite(send, undefined).catch(() => {})
     } else {
       send()
@@ -753,6 +885,7 @@ export class Conn implements AsyncIterable<Message> {
     this.#parser.stop()
     this.#failRead(new CloseError(1006, 'unexpected EOF'))
     this.#failWrite(new WriteClosedError('connection closed'))
+    if (this.#inflating.length === 0) this.#deflate?.close()
     for (const timer of [this.#closeTimer, this.#readTimer, this.#writeTimer]) {
       if (timer !== undefined) clearTimeout(timer)
     }

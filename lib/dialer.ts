@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream'
 import { Conn } from './conn.js'
 import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContainsValue } from './handshake.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
+import { acceptCompression, compressionOffer, resolveCompression, type CompressionOptions, type NegotiatedCompression } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
 
 /** Default of `DialOptions.handshakeTimeout` in milliseconds, as gorilla's DefaultDialer. */
@@ -29,6 +30,12 @@ export interface DialOptions extends ConnOptions {
   tls?: ConnectionOptions
   /** Value of the Origin header; takes precedence over an Origin entry in `headers`. */
   origin?: string
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover
+   * and window bits to ask for, `level`, `memLevel`, `threshold`, `idleTimeout`). A server may
+   * decline; an answer outside the offer fails the handshake. Default false.
+   */
+  compression?: boolean | CompressionOptions
 }
 
 // Request headers the handshake owns (lower case).
@@ -82,6 +89,7 @@ export class Dialer {
     }
     const connOptions = resolveConnOptions(opts)
     const offered = offeredSubprotocols(opts)
+    const compression = resolveCompression(opts.compression)
     const signal = opts.signal
     if (signal?.aborted === true) throw new DialAbortError(signal.reason)
 
@@ -112,7 +120,7 @@ export class Dialer {
       req.on('response', (res) => {
         if (res.statusCode === 101) {
           // Node reports a 101 without the upgrade headers as an ordinary response.
-          const problem = checkResponse(res, key, offered) ?? 'the 101 response is not a WebSocket upgrade'
+          const problem = checkResponse(res, key, offered, compression) ?? 'the 101 response is not a WebSocket upgrade'
           fail(new HandshakeError(`bad handshake: ${problem}`, 101, { ...res.headers }))
           return
         }
@@ -127,7 +135,7 @@ export class Dialer {
           socket.destroy()
           return
         }
-        const problem = checkResponse(res, key, offered)
+        const problem = checkResponse(res, key, offered, compression)
         if (problem !== undefined) {
           socket.destroy()
           fail(new HandshakeError(`bad handshake: ${problem}`, res.statusCode ?? 101, { ...res.headers }))
@@ -142,7 +150,8 @@ export class Dialer {
             isServer: false,
             head,
             subprotocol: headerString(res.headers['sec-websocket-protocol']) ?? '',
-            extensions: '',
+            extensions: headerString(res.headers['sec-websocket-extensions']) ?? '',
+            compression: negotiated(res.headers['sec-websocket-extensions'], compression),
             response: { statusCode: 101, headers: res.headers },
             options: connOptions
           })
@@ -185,6 +194,7 @@ function merge (defaults: DialOptions, options: DialOptions): DialOptions {
 /** Throws a RangeError or TypeError describing the first problem of a set of dial options. */
 function validate (opts: DialOptions): void {
   resolveConnOptions(opts)
+  resolveCompression(opts.compression)
   const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
   if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
     throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
@@ -246,6 +256,8 @@ function buildHeaders (target: URL, key: string, opts: DialOptions): http.Outgoi
   if (opts.subprotocols !== undefined && opts.subprotocols.length > 0) {
     headers['Sec-WebSocket-Protocol'] = opts.subprotocols.join(', ')
   }
+  const compression = resolveCompression(opts.compression)
+  if (compression !== undefined) headers['Sec-WebSocket-Extensions'] = compressionOffer(compression)
   return headers
 }
 
@@ -259,7 +271,7 @@ function offeredSubprotocols (opts: DialOptions): string[] {
 }
 
 /** Returns what is wrong with a server's 101 response, or undefined when it is valid. */
-function checkResponse (res: http.IncomingMessage, key: string, offered: string[]): string | undefined {
+function checkResponse (res: http.IncomingMessage, key: string, offered: string[], compression?: CompressionOptions): string | undefined {
   const h = res.headers
   if (res.statusCode !== 101) return `unexpected status ${String(res.statusCode)}`
   if (!tokenListContainsValue(h.upgrade, 'websocket')) return "'Upgrade' header lacks the 'websocket' token"
@@ -274,8 +286,11 @@ function checkResponse (res: http.IncomingMessage, key: string, offered: string[
         : `the server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`
     }
   }
-  if (h['sec-websocket-extensions'] !== undefined) {
-    return `the server chose extensions ${JSON.stringify(h['sec-websocket-extensions'])} but none were offered`
+  const extensions = h['sec-websocket-extensions']
+  if (extensions !== undefined) {
+    if (compression === undefined) return `the server chose extensions ${JSON.stringify(extensions)} but none were offered`
+    const accepted = acceptCompression(extensions, compression)
+    if (typeof accepted === 'string') return `bad permessage-deflate answer: ${accepted}`
   }
   return undefined
 }
@@ -299,6 +314,12 @@ function readBody (res: http.IncomingMessage, limit: number, done: (body: Buffer
   res.on('end', finish)
   res.on('close', finish)
   res.on('error', finish)
+}
+
+/** The Conn's compression from a 101 that checkResponse already accepted. */
+function negotiated (header: string | undefined, compression: CompressionOptions | undefined): NegotiatedCompression | undefined {
+  if (header === undefined || compression === undefined) return undefined
+  return acceptCompression(header, compression) as NegotiatedCompression
 }
 
 function headerString (value: string | string[] | undefined): string | undefined {

@@ -1,5 +1,6 @@
 import type { BufferPool } from './buffer-pool.js'
 import { BAD_PAYLOAD, encodeHeader, toPayload, type Payload } from './framing.js'
+import type { MessageDeflation } from './deflate/compressor.js'
 import { OPCODE_CONTINUATION, type DataMessageType } from './protocol/constants.js'
 import { UsageError, WriteClosedError } from './protocol/errors.js'
 import { frameHeaderSize, writeFrameHeader } from './protocol/frame.js'
@@ -15,6 +16,8 @@ export interface WriterOwner {
   write (bytes: Buffer, done: (error?: Error | null) => void): boolean
   cork (): void
   uncork (): void
+  /** Starts compressing a message of about `size` bytes, or undefined to send it uncompressed. */
+  startCompression (size: number): MessageDeflation | undefined
   /** Called once, when the writer has sent its final frame or failed. */
   finished (writer: MessageWriter): void
 }
@@ -36,6 +39,8 @@ export class MessageWriter {
   #first = true
   #closed = false
   #failure: Error | undefined
+  /** The compression of this message: undefined until decided, null when it goes uncompressed. */
+  #deflation: MessageDeflation | null | undefined
   #chain: Promise<void> = Promise.resolve()
 
   constructor (type: DataMessageType, owner: WriterOwner) {
@@ -73,6 +78,7 @@ export class MessageWriter {
   /** Fails the writer because the connection went away. */
   abort (error: Error): void {
     this.#failure ??= error
+    if (this.#deflation != null) this.#deflation.abort()
     if (!this.#closed) {
       this.#closed = true
       this.#release()
@@ -106,19 +112,31 @@ export class MessageWriter {
     return this.#buffer
   }
 
-  #flush (fin: boolean): Promise<void> {
+  async #flush (fin: boolean): Promise<void> {
     const blocked = this.#failure ?? this.#owner.checkWritable()
-    if (blocked !== undefined) return Promise.reject(blocked)
-    const payload = this.#buffer === undefined ? EMPTY : this.#buffer.subarray(0, this.#filled)
+    if (blocked !== undefined) throw blocked
+    let payload = this.#buffer === undefined ? EMPTY : this.#buffer.subarray(0, this.#filled)
+    // Whether to compress is decided once, on the first fragment: a full buffer, or the whole message.
+    if (this.#deflation === undefined) this.#deflation = this.#owner.startCompression(fin ? payload.length : Infinity) ?? null
+    let rsv1 = false
+    if (this.#deflation !== null) {
+      payload = fin ? await this.#deflation.end(payload) : await this.#deflation.write(payload)
+      this.#filled = 0
+      // zlib may hold everything back until more input comes; an empty fragment says nothing.
+      if (!fin && payload.length === 0) return
+      rsv1 = this.#first
+      const failed = this.#failure ?? this.#owner.checkWritable()
+      if (failed !== undefined) throw failed
+    }
     const opcode = this.#first ? this.type : OPCODE_CONTINUATION
     this.#first = false
     let header: Buffer
     if (this.#owner.isServer()) {
-      header = encodeHeader(opcode, fin, false, payload.length)
+      header = encodeHeader(opcode, fin, rsv1, payload.length)
     } else {
       const key = nextMaskKey()
       header = Buffer.allocUnsafe(frameHeaderSize(payload.length, true))
-      writeFrameHeader(header, 0, opcode, fin, false, payload.length, key)
+      writeFrameHeader(header, 0, opcode, fin, rsv1, payload.length, key)
       applyMask(payload, key, 0)
     }
     this.#filled = 0

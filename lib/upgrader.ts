@@ -7,6 +7,7 @@ import {
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
 } from './handshake.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
+import { negotiateCompression, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
 
 /** Default of `UpgraderOptions.handshakeTimeout`, in milliseconds. */
@@ -56,6 +57,12 @@ export interface UpgraderOptions extends ConnOptions {
    * the socket is ended as soon as it returns (and destroyed shortly after), so nothing can hang.
    */
   onError?: (info: UpgradeErrorInfo) => void
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover and window
+   * bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`). An offer the server cannot
+   * accept is declined and the connection goes on uncompressed. Default false.
+   */
+  compression?: boolean | CompressionOptions
 }
 
 // Headers the handshake itself owns; neither options.headers nor responseHeaders may set them.
@@ -167,12 +174,14 @@ export class Upgrader {
   readonly #handshakeTimeout: number
   readonly #subprotocols: readonly string[] | undefined
   readonly #extraHeaders: OutgoingHeaders
+  readonly #compression: CompressionOptions | undefined
 
   /** Validates `options` at once, throwing a RangeError or TypeError on misconfiguration. */
   constructor (options: UpgraderOptions = {}) {
     this.#options = options
     const connOptions = resolveConnOptions(options)
     this.#connOptions = connOptions
+    this.#compression = resolveCompression(options.compression)
     this.#maxEarlyBytes = connOptions.readBufferSize
     const timeout = options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT
     if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
@@ -205,14 +214,17 @@ export class Upgrader {
     const attempt = new UpgradeAttempt(socket, this.#handshakeTimeout, this.#maxEarlyBytes)
     try {
       const subprotocol = await this.#negotiate(req, attempt, responseHeaders)
-      const extensions = this.negotiateExtensions(req)
+      const negotiated = negotiateCompression(req.headers, this.#compression)
+      const extensions = negotiated?.response ?? ''
       const response = this.#buildResponse(req.headers['sec-websocket-key'] as string, subprotocol, extensions, responseHeaders)
       await attempt.guard(writeAll(socket, response))
       const netSocket = socket as Partial<Socket>
       if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
-      return new Conn(socket, { isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions })
+      return new Conn(socket, {
+        isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression
+      })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure
       if (err instanceof Refusal) throw this.#refuse(req, socket, attempt, err)
@@ -222,14 +234,6 @@ export class Upgrader {
       attempt.fail(failure)
       throw failure
     }
-  }
-
-  /**
-   * The permessage-deflate seam: returns the Sec-WebSocket-Extensions value to answer with.
-   * Extension offers are ignored for now, so this always returns '' (no extension).
-   */
-  protected negotiateExtensions (_req: IncomingMessage): string {
-    return ''
   }
 
   /** Runs every check in order and returns the chosen subprotocol ('' for none). */

@@ -165,14 +165,25 @@ t.test('handshakeTimeout bounds the handshake after the hooks', async (t) => {
   t.equal(entry.level, LEVEL.debug)
 })
 
-t.test('compression is accepted but never negotiated yet', async (t) => {
+t.test('compression: plugin default, route override, and off for one route', async (t) => {
   const port = await build(t, { compression: true }, (app) => {
-    app.get('/ws', { websocket: { compression: { threshold: 1024 } } }, (conn) => { conn.close(1000, `extensions "${conn.extensions}"`) })
+    app.get('/ws', { websocket: { compression: { serverNoContextTakeover: true, threshold: 0 } } }, async (conn) => {
+      const { data } = await conn.readMessage()
+      await conn.writeMessage(1, data)
+      await conn.close(1000, `extensions "${conn.extensions}"`)
+    })
+    app.get('/plain', { websocket: { compression: false } }, (conn) => { conn.close(1000, `extensions "${conn.extensions}"`) })
   })
-  // The ws client offers permessage-deflate by default.
+  // The ws client offers permessage-deflate with client_max_window_bits by default.
   const ws = await openWs(`ws://127.0.0.1:${port}/ws`)
-  t.equal(ws.extensions, '')
-  t.same(await closeOf(ws), { code: 1000, reason: 'extensions ""' })
+  t.equal(ws.extensions, 'permessage-deflate', 'ws agreed to compression')
+  const echoed = new Promise<string>((resolve) => { ws.once('message', (data) => { resolve(String(data)) }) })
+  ws.send('squeeze '.repeat(100))
+  t.equal(await echoed, 'squeeze '.repeat(100))
+  t.same(await closeOf(ws), { code: 1000, reason: 'extensions "permessage-deflate; server_no_context_takeover"' })
+  const plain = await openWs(`ws://127.0.0.1:${port}/plain`)
+  t.equal(plain.extensions, '', 'a route can turn compression off')
+  t.same(await closeOf(plain), { code: 1000, reason: 'extensions ""' })
 })
 
 t.test('bad plugin options fail registration with an error naming the option', async (t) => {

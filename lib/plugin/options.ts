@@ -4,6 +4,7 @@ import type { Conn } from '../conn.js'
 import { checkSameOrigin } from '../handshake.js'
 import type { ConnOptions } from '../options.js'
 import { Upgrader, type UpgraderOptions } from '../upgrader.js'
+import { resolveCompression, type CompressionOptions } from '../deflate/compression.js'
 
 /**
  * Which browser origins may open a connection: `true` (same origin as the Host header, or no
@@ -38,10 +39,10 @@ export interface RouteWebsocketOptions extends ConnOptions {
   /** Extra headers for the 101 response. */
   headers?: Record<string, string | string[]>
   /**
-   * permessage-deflate settings. Accepted and validated (a boolean or an object) but not used
-   * yet: the engine does not negotiate extensions, so connections are never compressed. Default false.
+   * permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover and
+   * window bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`). Default false.
    */
-  compression?: boolean | Record<string, unknown>
+  compression?: boolean | CompressionOptions
   /**
    * Milliseconds between pings sent to the peer; a peer that has not answered a ping by the next
    * one is disconnected. 0 turns the heartbeat off. Default 0.
@@ -73,8 +74,8 @@ export interface RouteSettings {
   pingInterval: number
   onInvalidMessage: InvalidMessagePolicy
   errorHandler: WebsocketErrorHandler | undefined
-  /** Kept for the permessage-deflate work; nothing reads it yet. */
-  compression: boolean | Record<string, unknown>
+  /** The resolved permessage-deflate setting, undefined when off. */
+  compression: CompressionOptions | undefined
 }
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -115,10 +116,8 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
   if (merged.errorHandler !== undefined && typeof merged.errorHandler !== 'function') {
     throw new TypeError('websocket: option errorHandler must be a function')
   }
-  const compression = merged.compression === undefined ? false : merged.compression
-  if (typeof compression !== 'boolean' && (typeof compression !== 'object' || compression === null || Array.isArray(compression))) {
-    throw new TypeError('websocket: option compression must be a boolean or an object')
-  }
+  if (Array.isArray(merged.compression)) throw new TypeError('websocket: option compression must be a boolean or an object')
+  const compression = resolveCompression(merged.compression)
   const upgrader = new Upgrader({
     readLimit: merged.readLimit ?? DEFAULT_PLUGIN_READ_LIMIT,
     maxFragments: merged.maxFragments,
@@ -131,8 +130,8 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
     subprotocols: merged.subprotocols,
     selectSubprotocol: merged.selectSubprotocol,
     handshakeTimeout: merged.handshakeTimeout,
-    headers: merged.headers
-    // Seam for permessage-deflate: hand `compression` to the Upgrader once it negotiates extensions.
+    headers: merged.headers,
+    compression
   })
   return {
     upgrader,

@@ -48,7 +48,6 @@ export class Utf8Validator {
       this.upper = 0xbf
       return true
     }
-    if (byte < 0x80) return true
     if (byte >= 0xc2 && byte <= 0xdf) {
       this.needed = 1
     } else if (byte >= 0xe0 && byte <= 0xef) {
@@ -60,7 +59,8 @@ export class Utf8Validator {
       if (byte === 0xf0) this.lower = 0x90
       else if (byte === 0xf4) this.upper = 0x8f
     } else {
-      return false
+      // Only lead bytes of cut-off characters reach here, but ASCII stays valid should one come.
+      return byte < 0x80
     }
     return true
   }
