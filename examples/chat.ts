@@ -36,7 +36,8 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
   const page = readFileSync(PAGE_PATH ?? 'chat.html', 'utf8')
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>()
   // Awaited, so the routes below are declared after the plugin has loaded.
-  await app.register(fastifyWsconn, { readLimit: 4096, pingInterval: 30_000 })
+  // Chat lines repeat a lot: with context takeover, permessage-deflate shrinks them several times.
+  await app.register(fastifyWsconn, { readLimit: 4096, pingInterval: 30_000, compression: true })
 
   const members = new Set<ChatConn>()
   const broadcast = (message: Static<typeof ServerMessage>): void => {

@@ -55,6 +55,13 @@ t.test('a browser chats through the example app', { skip }, async (t) => {
   await waitForLine(bob, 'hello from alice')
   t.equal(await bob.locator('#log li.message b').first().textContent(), 'alice')
 
+  // Chromium offers permessage-deflate and the chat route accepts it; messages above went compressed.
+  const extensions = await alice.evaluate(() => (globalThis as unknown as { chatSocket: WebSocket }).chatSocket.extensions)
+  t.match(extensions, /^permessage-deflate/, 'the browser negotiated compression')
+  await alice.fill('#send input[name=text]', 'compressed '.repeat(40))
+  await alice.press('#send input[name=text]', 'Enter')
+  await waitForLine(bob, 'compressed '.repeat(40).trim())
+
   // A Node client on the same route talks with the browsers.
   const node = await openWs(`${base.replace('http', 'ws')}/chat?nick=node`, { origin: base })
   const joined = messageOf(node)

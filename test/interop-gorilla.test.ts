@@ -41,16 +41,29 @@ if (!haveGo) {
     return Number(match[1])
   }
 
-  t.test('gorilla client against the echo example', async (t) => {
-    const port = await startAndReadPort(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], /:(\d+)\/echo/, { ...process.env, PORT: '0' })
-    for (const path of ['/echo', '/echo/stream', '/echo/prepared']) {
-      const output = execFileSync(peer, ['client', `ws://127.0.0.1:${port}${path}`], { timeout: 60_000 }).toString()
-      t.match(output, /^OK 19$/m, `${path}: every exchange, ping and the close handshake succeed`)
-    }
-  })
+  for (const compress of [false, true]) {
+    t.test(`gorilla client against the echo example${compress ? ' with permessage-deflate' : ''}`, async (t) => {
+      const env = { ...process.env, PORT: '0', COMPRESSION: compress ? '1' : '0' }
+      const port = await startAndReadPort(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], /:(\d+)\/echo/, env)
+      for (const path of ['/echo', '/echo/stream', '/echo/prepared']) {
+        // With `compress`, the peer fails unless the server agreed to gorilla's no-context-takeover offer.
+        const args = ['client', `ws://127.0.0.1:${port}${path}`, ...(compress ? ['compress'] : [])]
+        const output = execFileSync(peer, args, { timeout: 60_000 }).toString()
+        t.match(output, /^OK 19$/m, `${path}: every exchange, ping and the close handshake succeed`)
+      }
+    })
+  }
 
-  t.test('our Dialer against a gorilla server', async (t) => {
-    const port = await startAndReadPort(peer, ['server'], /PORT (\d+)/)
+  t.test('our Dialer against a gorilla server, with and without permessage-deflate', async (t) => {
+    const port = await startAndReadPort(peer, ['server', 'compress'], /PORT (\d+)/)
+    const compressed = await dial(`ws://127.0.0.1:${port}/echo`, { compression: { clientNoContextTakeover: true, serverNoContextTakeover: true, threshold: 0 } })
+    t.equal(compressed.extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover', 'gorilla agreed')
+    for (const size of [0, 100, 70_000]) {
+      const text = 'gorilla '.repeat(size / 8)
+      await compressed.writeMessage(TextMessage, text)
+      t.equal((await compressed.readMessage()).data.toString(), text, `compressed text of ${size} bytes echoed`)
+    }
+    await compressed.close()
     const conn = await dial(`ws://127.0.0.1:${port}/echo`)
     const sizes = [0, 125, 126, 65536, 1 << 20]
     for (const size of sizes) {
