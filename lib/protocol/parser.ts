@@ -53,18 +53,23 @@ export class FrameParser {
   private state = State.Header
   private failed = false
 
-  private readonly headerScratch = Buffer.alloc(14)
+  /**
+   * One small block per parser (a slice of Node's shared pool, so no ArrayBuffer of its own) for the
+   * mask key, a header split across chunks and a control payload; only written bytes are ever read.
+   */
+  private readonly scratch = Buffer.allocUnsafe(4 + 14 + MAX_CONTROL_PAYLOAD)
+  private headerScratch: Buffer | undefined
   private headerFilled = 0
 
   private fin = false
   private opcode = 0
   private masked = false
-  private readonly maskKey = Buffer.alloc(4)
+  private readonly maskKey = this.scratch.subarray(0, 4)
   private maskPhase = 0
   private frameLength = 0
   private remaining = 0
 
-  private readonly controlScratch = Buffer.alloc(MAX_CONTROL_PAYLOAD)
+  private controlScratch: Buffer | undefined
   private controlFilled = 0
 
   private messageType: DataMessageType | 0 = 0
@@ -119,7 +124,7 @@ export class FrameParser {
       }
     }
     // The header is split across chunks: collect it in the scratch buffer.
-    const scratch = this.headerScratch
+    const scratch = this.headerScratch ??= this.scratch.subarray(4, 18)
     let at = offset
     if (this.headerFilled < 2) {
       while (this.headerFilled < 2 && at < chunk.length) scratch[this.headerFilled++] = chunk[at++]!
@@ -242,8 +247,9 @@ export class FrameParser {
     const take = Math.min(this.remaining, chunk.length - offset)
     const end = offset + take
     if (this.opcode >= CloseMessage) {
-      chunk.copy(this.controlScratch, this.controlFilled, offset, end)
-      const piece = this.controlScratch.subarray(this.controlFilled, this.controlFilled + take)
+      const control = this.controlScratch ??= this.scratch.subarray(18)
+      chunk.copy(control, this.controlFilled, offset, end)
+      const piece = control.subarray(this.controlFilled, this.controlFilled + take)
       if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
       this.controlFilled += take
     } else {
@@ -281,7 +287,7 @@ export class FrameParser {
       this.sink.onMessageEnd()
       return
     }
-    const payload = this.controlFilled === 0 ? EMPTY : Buffer.from(this.controlScratch.subarray(0, this.controlFilled))
+    const payload = this.controlFilled === 0 ? EMPTY : Buffer.from(this.controlScratch!.subarray(0, this.controlFilled))
     if (opcode === PingMessage) {
       this.sink.onPing(payload)
     } else if (opcode === PongMessage) {
