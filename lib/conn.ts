@@ -88,7 +88,10 @@ export class Conn implements AsyncIterable<Message> {
   /** Whether this is the server end (it expects masked frames and sends unmasked ones). */
   readonly isServer: boolean
   /** Resolves once the underlying socket has closed, however that happened. Never rejects. */
-  readonly closed: Promise<void>
+  get closed (): Promise<void> {
+    this.#closed ??= this.#socketClosed ? RESOLVED : new Promise((resolve) => { this.#resolveClosed = resolve })
+    return this.#closed
+  }
 
   readonly #socket: Duplex
   readonly #options: ResolvedConnOptions
@@ -132,7 +135,9 @@ export class Conn implements AsyncIterable<Message> {
   /** A protocol error whose close frame is about to be sent; it wins over an application's close(). */
   #pendingFailure: ProtocolError | undefined
   #socketClosed = false
-  #resolveClosed!: () => void
+  /** Made on first use: most connections never ask. */
+  #closed: Promise<void> | undefined
+  #resolveClosed: (() => void) | undefined
 
   #closeHandler: CloseHandler | undefined
   #pingHandler: ControlHandler | undefined
@@ -145,7 +150,6 @@ export class Conn implements AsyncIterable<Message> {
     this.extensions = init.extensions ?? ''
     this.response = init.response
     this.#options = resolveConnOptions(init.options)
-    this.closed = new Promise((resolve) => { this.#resolveClosed = resolve })
     if (init.compression !== undefined) {
       this.#deflate = new PerMessageDeflate(init.compression.params, init.isServer, {
         ...init.compression.options,
@@ -316,7 +320,7 @@ export class Conn implements AsyncIterable<Message> {
         readers.shift()
         inbox.shift()
         // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
-        const reader = new MessageReader(message, this.#readerOwner)
+        const reader = new MessageReader(message, this.#readerOwner ??= this.#makeReaderOwner())
         this.#streamReader = reader
         settle(read, reader, undefined)
         continue
@@ -342,13 +346,19 @@ export class Conn implements AsyncIterable<Message> {
     }
   }
 
-  readonly #readerOwner: ReaderOwner = {
-    consumed: (bytes) => {
-      this.#bufferedBytes -= bytes
-      this.#updateFlow()
-    },
-    released: (reader) => {
-      if (this.#streamReader === reader) this.#streamReader = undefined
+  /** Made when the first streaming reader or writer needs it, so idle connections carry neither. */
+  #readerOwner: ReaderOwner | undefined
+  #writerOwner: WriterOwner | undefined
+
+  #makeReaderOwner (): ReaderOwner {
+    return {
+      consumed: (bytes) => {
+        this.#bufferedBytes -= bytes
+        this.#updateFlow()
+      },
+      released: (reader) => {
+        if (this.#streamReader === reader) this.#streamReader = undefined
+      }
     }
   }
 
@@ -583,7 +593,7 @@ export class Conn implements AsyncIterable<Message> {
     if (type !== TextMessage && type !== BinaryMessage) return Promise.reject(new UsageError(`nextWriter needs a data message type, got ${String(type)}`))
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return Promise.reject(blocked)
-    const writer = new MessageWriter(type, this.#writerOwner)
+    const writer = new MessageWriter(type, this.#writerOwner ??= this.#makeWriterOwner())
     if (this.#writeBusy()) return this.#enqueueWrite(undefined, writer)
     this.#writer = writer
     return Promise.resolve(writer)
@@ -767,30 +777,32 @@ export class Conn implements AsyncIterable<Message> {
     }
   }
 
-  readonly #writerOwner: WriterOwner = {
-    isServer: () => this.isServer,
-    fragmentSize: () => this.#options.writeBufferSize,
-    pool: () => this.#options.writeBufferPool,
-    checkWritable: () => this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined),
-    write: (bytes, done) => {
-      const flushed = this.#socket.write(bytes, (error) => {
-        // A failed write reports the connection's reason (a write deadline, say), not the stream's.
-        if (error != null) this.#writeError ??= new WriteClosedError(`socket error: ${error.message}`)
-        done(error == null ? error : this.#writeError)
-      })
-      if (!flushed && this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
-      return flushed
-    },
-    startCompression: (size) => {
-      const deflate = this.#deflate
-      return deflate !== undefined && this.#compressWrites && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
-    },
-    cork: () => { this.#socket.cork() },
-    uncork: () => { this.#socket.uncork() },
-    finished: (writer) => {
-      if (this.#writer === writer) {
-        this.#writer = undefined
-        this.#flushQueue()
+  #makeWriterOwner (): WriterOwner {
+    return {
+      isServer: () => this.isServer,
+      fragmentSize: () => this.#options.writeBufferSize,
+      pool: () => this.#options.writeBufferPool,
+      checkWritable: () => this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined),
+      write: (bytes, done) => {
+        const flushed = this.#socket.write(bytes, (error) => {
+          // A failed write reports the connection's reason (a write deadline, say), not the stream's.
+          if (error != null) this.#writeError ??= new WriteClosedError(`socket error: ${error.message}`)
+          done(error == null ? error : this.#writeError)
+        })
+        if (!flushed && this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
+        return flushed
+      },
+      startCompression: (size) => {
+        const deflate = this.#deflate
+        return deflate !== undefined && this.#compressWrites && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
+      },
+      cork: () => { this.#socket.cork() },
+      uncork: () => { this.#socket.uncork() },
+      finished: (writer) => {
+        if (this.#writer === writer) {
+          this.#writer = undefined
+          this.#flushQueue()
+        }
       }
     }
   }
@@ -889,7 +901,7 @@ export class Conn implements AsyncIterable<Message> {
     for (const timer of [this.#closeTimer, this.#readTimer, this.#writeTimer]) {
       if (timer !== undefined) clearTimeout(timer)
     }
-    this.#resolveClosed()
+    this.#resolveClosed?.()
   }
 
   /** Makes the first write error permanent and fails every write waiting for the socket. */

@@ -38,8 +38,14 @@ export const DEFAULT_CLOSE_TIMEOUT = 5000
 /** ConnOptions with every default filled in. */
 export type ResolvedConnOptions = Required<Omit<ConnOptions, 'writeBufferPool'>> & { writeBufferPool: BufferPool | undefined }
 
-/** Fills in defaults and rejects values that cannot work. */
+const resolvedOnce = new WeakSet<object>()
+
+/**
+ * Fills in defaults and rejects values that cannot work. A result passed in again is returned as
+ * it is, so the connections of one Upgrader or Dialer share one options object.
+ */
 export function resolveConnOptions (options: ConnOptions = {}): ResolvedConnOptions {
+  if (resolvedOnce.has(options)) return options as ResolvedConnOptions
   const resolved: ResolvedConnOptions = {
     readLimit: options.readLimit ?? DEFAULT_READ_LIMIT,
     maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -54,6 +60,7 @@ export function resolveConnOptions (options: ConnOptions = {}): ResolvedConnOpti
   checkInteger('readBufferSize', resolved.readBufferSize, 1)
   checkInteger('writeBufferSize', resolved.writeBufferSize, 1)
   checkInteger('closeTimeout', resolved.closeTimeout, 0)
+  resolvedOnce.add(resolved)
   return resolved
 }
 
