@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
-import type { Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn.js'
@@ -81,7 +80,8 @@ export class Dialer {
     const requestOptions: https.RequestOptions = {
       ...(secure ? opts.tls : {}),
       host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: target.port === '' ? (secure ? 443 : 80) : Number(target.port),
+      // '' for the scheme's default port, for which Node uses the agent's (80 for http, 443 for https).
+      port: target.port,
       path: target.pathname + target.search,
       method: 'GET',
       headers,
@@ -103,6 +103,8 @@ export class Dialer {
         done = true
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
+        // With no 'upgrade' listener left, Node itself destroys a socket that upgrades after this.
+        req.off('upgrade', onUpgrade)
         return true
       }
       const fail = (err: Error): void => {
@@ -118,51 +120,40 @@ export class Dialer {
 
       req.on('error', (err) => fail(err))
       req.on('response', (res) => {
-        if (res.statusCode === 101) {
-          // Node reports a 101 without the upgrade headers as an ordinary response.
-          const problem = checkResponse(res, key, offered, compression) ?? 'the 101 response is not a WebSocket upgrade'
-          fail(new HandshakeError(`bad handshake: ${problem}`, 101, { ...res.headers }))
+        // A client response always has a status code and a (possibly empty) status message.
+        const status = res.statusCode!
+        if (status === 101) {
+          // Node's parser upgrades only with an Upgrade header and an 'upgrade' token in Connection.
+          fail(new HandshakeError("bad handshake: the 101 response is not a WebSocket upgrade: it needs 'Upgrade: websocket' and 'Connection: Upgrade'", 101, { ...res.headers }))
           return
         }
         readBody(res, MAX_REFUSAL_BODY, (body) => {
-          const status = res.statusCode ?? 0
-          fail(new HandshakeError(`bad handshake: the server answered ${status}${res.statusMessage === undefined ? '' : ' ' + res.statusMessage}`, status, { ...res.headers }, body))
+          const answer = `${status} ${res.statusMessage!}`.trimEnd()
+          fail(new HandshakeError(`bad handshake: the server answered ${answer}`, status, { ...res.headers }, body))
         })
       })
-      req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-        socket.on('error', ignore)
-        if (done) {
-          socket.destroy()
-          return
-        }
+      // Node calls this from the socket's 'data' handler, where a throw would be uncaught; nothing
+      // here throws: the options were validated up front, and a Conn reports bad frames in `head`
+      // by failing the connection, not by throwing. Node emits 'upgrade' for a 101 only.
+      const onUpgrade = (res: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
         const problem = checkResponse(res, key, offered, compression)
         if (problem !== undefined) {
           socket.destroy()
-          fail(new HandshakeError(`bad handshake: ${problem}`, res.statusCode ?? 101, { ...res.headers }))
+          fail(new HandshakeError(`bad handshake: ${problem}`, 101, { ...res.headers }))
           return
         }
         finish()
-        const netSocket = socket as Partial<Socket>
-        if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
-        let conn: Conn
-        try {
-          conn = new Conn(socket, {
-            isServer: false,
-            head,
-            subprotocol: headerString(res.headers['sec-websocket-protocol']) ?? '',
-            extensions: headerString(res.headers['sec-websocket-extensions']) ?? '',
-            compression: negotiated(res.headers['sec-websocket-extensions'], compression),
-            response: { statusCode: 101, headers: res.headers },
-            options: connOptions
-          })
-        } catch (err) {
-          socket.destroy()
-          reject(err)
-          return
-        }
-        socket.off('error', ignore)
-        resolve(conn)
-      })
+        resolve(new Conn(socket, {
+          isServer: false,
+          head,
+          subprotocol: res.headers['sec-websocket-protocol'] ?? '',
+          extensions: res.headers['sec-websocket-extensions'] ?? '',
+          compression: negotiated(res.headers['sec-websocket-extensions'], compression),
+          response: { statusCode: 101, headers: res.headers },
+          options: connOptions
+        }))
+      }
+      req.on('upgrade', onUpgrade)
       req.end()
     })
   }
@@ -223,7 +214,10 @@ function validate (opts: DialOptions): void {
   }
 }
 
-/** Parses and checks a ws:// or wss:// URL, throwing a TypeError for anything else. */
+/**
+ * Parses and checks a ws:// or wss:// URL, throwing a TypeError for anything else. Such a URL always
+ * has a host: ws and wss are special schemes, which WHATWG URL parsing refuses without one.
+ */
 function parseUrl (url: string | URL): URL {
   let target: URL
   try {
@@ -237,7 +231,6 @@ function parseUrl (url: string | URL): URL {
   if (target.username !== '' || target.password !== '') {
     throw new TypeError('websocket: URL user info is not supported; send credentials in a header')
   }
-  if (target.hostname === '') throw new TypeError('websocket: URL has no host')
   return target
 }
 
@@ -270,21 +263,18 @@ function offeredSubprotocols (opts: DialOptions): string[] {
   return []
 }
 
-/** Returns what is wrong with a server's 101 response, or undefined when it is valid. */
+/** Returns what is wrong with a 101 response that Node treated as an upgrade, or undefined when it is valid. */
 function checkResponse (res: http.IncomingMessage, key: string, offered: string[], compression?: CompressionOptions): string | undefined {
   const h = res.headers
-  if (res.statusCode !== 101) return `unexpected status ${String(res.statusCode)}`
+  // Connection needs no check: Node emits 'upgrade' only when it has the 'upgrade' token.
   if (!tokenListContainsValue(h.upgrade, 'websocket')) return "'Upgrade' header lacks the 'websocket' token"
-  if (!tokenListContainsValue(h.connection, 'upgrade')) return "'Connection' header lacks the 'upgrade' token"
-  if (headerString(h['sec-websocket-accept']) !== computeAcceptKey(key)) return "'Sec-WebSocket-Accept' does not match the key"
+  if (h['sec-websocket-accept'] !== computeAcceptKey(key)) return "'Sec-WebSocket-Accept' does not match the key"
+  // Node joins repeated header lines with ", ", so two answers show up as one value that is not offered.
   const protocol = h['sec-websocket-protocol']
-  if (protocol !== undefined) {
-    const chosen = headerString(protocol)
-    if (chosen === undefined || !offered.includes(chosen)) {
-      return offered.length === 0
-        ? `the server chose subprotocol ${JSON.stringify(protocol)} but none was offered`
-        : `the server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`
-    }
+  if (protocol !== undefined && !offered.includes(protocol)) {
+    return offered.length === 0
+      ? `the server chose subprotocol ${JSON.stringify(protocol)} but none was offered`
+      : `the server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`
   }
   const extensions = h['sec-websocket-extensions']
   if (extensions !== undefined) {
@@ -321,9 +311,3 @@ function negotiated (header: string | undefined, compression: CompressionOptions
   if (header === undefined || compression === undefined) return undefined
   return acceptCompression(header, compression) as NegotiatedCompression
 }
-
-function headerString (value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' ? value : undefined
-}
-
-function ignore (): void {}

@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http'
-import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn.js'
 import {
@@ -107,11 +106,12 @@ class UpgradeAttempt {
     }
   }
 
-  /** Waits for `value`, but rejects as soon as the attempt fails. */
+  /**
+   * Waits for `value`, but rejects as soon as the attempt fails, at once when it already has
+   * (`#failed` comes first in the race). A rejection of `value` is always handled, even then.
+   */
   async guard<T> (value: T | Promise<T>): Promise<T> {
-    if (this.failure !== undefined) throw this.failure
-    if (!isThenable(value)) return value
-    return await Promise.race([value, this.#failed])
+    return await Promise.race([this.#failed, value])
   }
 
   /** `head` followed by whatever the peer sent while the handshake ran. */
@@ -128,8 +128,8 @@ class UpgradeAttempt {
     this.#socket.off('data', this.#onData)
   }
 
+  /** Ends the attempt; called at most once, since `release` removes every listener that calls it. */
   fail (err: HandshakeError): void {
-    if (this.failure !== undefined) return
     this.failure = err
     this.release()
     this.#socket.on('error', ignore)
@@ -218,8 +218,6 @@ export class Upgrader {
       const extensions = negotiated?.response ?? ''
       const response = this.#buildResponse(req.headers['sec-websocket-key'] as string, subprotocol, extensions, responseHeaders)
       await attempt.guard(writeAll(socket, response))
-      const netSocket = socket as Partial<Socket>
-      if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
       return new Conn(socket, {
@@ -228,8 +226,10 @@ export class Upgrader {
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure
       if (err instanceof Refusal) throw this.#refuse(req, socket, attempt, err)
-      // Anything else (e.g. the write failed): the socket is useless.
-      const failure = new HandshakeError(`upgrade failed: ${(err as Error)?.message ?? String(err)}`, 0)
+      // Everything else above was validated, so what fails here is writing the 101, with an Error
+      // that reached the write before any 'error' or 'close' did (a socket the application destroyed
+      // during a check, a transport whose writes settle by promises).
+      const failure = new HandshakeError(`upgrade failed: ${(err as Error).message}`, 0)
       failure.cause = err
       attempt.fail(failure)
       throw failure
@@ -346,10 +346,6 @@ function writeAll (socket: Duplex, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     socket.write(data, (err) => { if (err == null) resolve(); else reject(err) })
   })
-}
-
-function isThenable<T> (value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 function ignore (): void {}

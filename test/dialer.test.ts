@@ -3,13 +3,14 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
+import type { TLSSocket } from 'node:tls'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import type { Conn } from '../lib/conn.js'
-import { DialAbortError, Dialer, dial } from '../lib/dialer.js'
+import { DialAbortError, Dialer, dial, type DialOptions } from '../lib/dialer.js'
 import { computeAcceptKey } from '../lib/handshake.js'
 import { HandshakeError, TimeoutError } from '../lib/protocol/errors.js'
 import { Upgrader } from '../lib/upgrader.js'
@@ -84,6 +85,29 @@ t.test('against the ws package as server: one message each way, then close', asy
   t.same(await serverClosed, [1000, 'done'])
 })
 
+t.test('against the ws package as server: permessage-deflate in both directions', async (t) => {
+  let offer: string | undefined
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: true })
+  await new Promise((resolve) => wss.once('listening', resolve))
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  wss.on('connection', (ws, req) => {
+    offer = req.headers['sec-websocket-extensions']
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+  })
+  const { port } = wss.address() as AddressInfo
+  const conn = await dial(`ws://127.0.0.1:${port}/`, { compression: true })
+  t.teardown(() => conn.terminate())
+  t.match(offer, /^permessage-deflate/, 'compression was offered')
+  t.match(conn.extensions, /^permessage-deflate/, 'and agreed')
+  const socket = conn.socket as Socket
+  const text = 'a highly repetitive message '.repeat(100)
+  const [written, read] = [socket.bytesWritten, socket.bytesRead]
+  await conn.writeMessage(1, text)
+  t.equal((await conn.readMessage()).data.toString(), text, 'ws inflated ours, we inflated its echo')
+  t.ok(socket.bytesWritten - written < text.length / 4, 'our frame was compressed')
+  t.ok(socket.bytesRead - read < text.length / 4, 'its frame was compressed')
+})
+
 t.test('against our Upgrader: request line, headers, origin, defaults merging', async (t) => {
   let seen: IncomingMessage | undefined
   const port = await upgraderServer(t, (conn, req) => {
@@ -135,7 +159,8 @@ t.test('IPv6 literal host', async (t) => {
 t.test('a refusal carries status, headers and at most 1 KiB of body', async (t) => {
   const port = await rawUpgradeServer(t, (req, socket) => {
     const body = req.url === '/big' ? 'x'.repeat(5000) : 'who are you?'
-    socket.end(`HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="ws"\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    const statusLine = req.url === '/bare' ? 'HTTP/1.1 403' : 'HTTP/1.1 401 Unauthorized'
+    socket.end(`${statusLine}\r\nWWW-Authenticate: Basic realm="ws"\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
   })
   const err = await dial(`ws://127.0.0.1:${port}/`).catch((e: unknown) => e) as HandshakeError
   t.ok(err instanceof HandshakeError)
@@ -146,26 +171,34 @@ t.test('a refusal carries status, headers and at most 1 KiB of body', async (t) 
   const big = await dial(`ws://127.0.0.1:${port}/big`).catch((e: unknown) => e) as HandshakeError
   t.equal(big.status, 401)
   t.equal(big.body.length, 1024)
+  const bare = await dial(`ws://127.0.0.1:${port}/bare`).catch((e: unknown) => e) as HandshakeError
+  t.equal(bare.message, 'websocket: bad handshake: the server answered 403', 'no reason phrase, no trailing space')
 })
 
 t.test('invalid 101 responses are rejected with status 101', async (t) => {
-  const cases: Array<[string, (req: IncomingMessage) => string, RegExp, string[]?]> = [
+  const cases: Array<[string, (req: IncomingMessage) => string, RegExp, DialOptions?]> = [
     ['bad accept', (req) => response101(req, '', computeAcceptKey('something else')), /Accept/],
     ['missing accept', () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', /Accept/],
     ['wrong Upgrade', (req) => response101(req).replace('Upgrade: websocket', 'Upgrade: h2c'), /Upgrade/],
-    ['no upgrade headers at all', () => 'HTTP/1.1 101 Switching Protocols\r\n\r\n', /Upgrade|not a WebSocket/],
+    ['no upgrade headers at all', () => 'HTTP/1.1 101 Switching Protocols\r\n\r\n', /not a WebSocket upgrade/],
+    ['Connection without upgrade', (req) => response101(req).replace('Connection: Upgrade', 'Connection: keep-alive'), /not a WebSocket upgrade/],
     ['unrequested subprotocol', (req) => response101(req, 'Sec-WebSocket-Protocol: chat\r\n'), /none was offered/],
-    ['subprotocol not offered', (req) => response101(req, 'Sec-WebSocket-Protocol: other\r\n'), /not offered/, ['chat']],
-    ['two subprotocols', (req) => response101(req, 'Sec-WebSocket-Protocol: chat, json\r\n'), /not offered/, ['chat', 'json']],
-    ['unrequested extension', (req) => response101(req, 'Sec-WebSocket-Extensions: permessage-deflate\r\n'), /extensions/]
+    ['subprotocol not offered', (req) => response101(req, 'Sec-WebSocket-Protocol: other\r\n'), /not offered/, { subprotocols: ['chat'] }],
+    ['two subprotocols', (req) => response101(req, 'Sec-WebSocket-Protocol: chat, json\r\n'), /not offered/, { subprotocols: ['chat', 'json'] }],
+    ['two subprotocol lines', (req) => response101(req, 'Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: json\r\n'), /not offered/, { subprotocols: ['chat', 'json'] }],
+    ['unrequested extension', (req) => response101(req, 'Sec-WebSocket-Extensions: permessage-deflate\r\n'), /extensions/],
+    ['extension other than the offered one', (req) => response101(req, 'Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n'),
+      /bad permessage-deflate answer: .*x-webkit-deflate-frame/, { compression: true }],
+    ['window larger than requested', (req) => response101(req, 'Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15\r\n'),
+      /bad permessage-deflate answer: server_max_window_bits=15/, { compression: { serverMaxWindowBits: 10 } }]
   ]
-  for (const [name, respond, message, subprotocols] of cases) {
+  for (const [name, respond, message, options] of cases) {
     const closed: Array<Promise<unknown>> = []
     const port = await rawUpgradeServer(t, (req, socket) => {
       closed.push(new Promise((resolve) => { socket.once('end', resolve); socket.once('close', resolve) }))
       socket.write(respond(req))
     })
-    const err = await dial(`ws://127.0.0.1:${port}/`, { subprotocols }).catch((e: unknown) => e) as HandshakeError
+    const err = await dial(`ws://127.0.0.1:${port}/`, options).catch((e: unknown) => e) as HandshakeError
     t.ok(err instanceof HandshakeError, `${name}: HandshakeError`)
     t.equal(err.status, 101, `${name}: status 101`)
     t.match(err.message, message, `${name}: message`)
@@ -246,6 +279,7 @@ t.test('headers the handshake owns are refused', async (t) => {
     { name: 'TypeError', message: /Sec-WebSocket-Protocol/ })
   await t.rejects(dial('ws://127.0.0.1:1/', { headers: { Upgrade: 'x', Connection: 'y' } }), { message: /Upgrade, Connection/ })
   await t.rejects(dial('ws://127.0.0.1:1/', { headers: { 'X-A': 'a\r\nX-B: b' } }), TypeError)
+  await t.rejects(dial('ws://127.0.0.1:1/', { headers: { 'Bad Name': 'x', 'X(y)': 'z' } }), { name: 'TypeError', message: 'invalid header name(s): "Bad Name", "X(y)"' })
   await t.rejects(dial('ws://127.0.0.1:1/', { origin: 'http://a\nb' }), { name: 'TypeError', message: /origin/ })
   await t.rejects(dial('ws://127.0.0.1:1/', { signal: {} as AbortSignal }), { name: 'TypeError', message: /AbortSignal/ })
   t.throws(() => new Dialer({ headers: { Upgrade: 'x' } }), TypeError)
@@ -314,7 +348,9 @@ t.test('wss:// against an https server with a self-signed certificate', { skip: 
   const server = createHttpsServer(pair)
   const upgrader = new Upgrader()
   const conns: Conn[] = []
+  const serverNames: Array<string | false | null> = []
   server.on('upgrade', (req, socket, head) => {
+    serverNames.push((socket as TLSSocket).servername)
     upgrader.upgrade(req, socket, head).then((conn) => {
       conns.push(conn)
       return conn.readMessage().then((m) => conn.writeMessage(1, `tls: ${m.data.toString()}`))
@@ -329,4 +365,8 @@ t.test('wss:// against an https server with a self-signed certificate', { skip: 
   const insecure = await dial(`wss://127.0.0.1:${port}/`, { tls: { rejectUnauthorized: false } })
   insecure.terminate()
   t.pass('rejectUnauthorized: false is honoured')
+  // The CA from the Dialer's defaults and the server name from the call both apply.
+  const merged = await new Dialer({ tls: { ca: pair.cert } }).dial(`wss://127.0.0.1:${port}/`, { tls: { servername: 'localhost' } })
+  merged.terminate()
+  t.equal(serverNames.at(-1), 'localhost', 'tls options of defaults and call are merged')
 })

@@ -144,6 +144,26 @@ t.test('writeHttpResponse destroys a socket whose peer never closes', async (t) 
   t.ok(serverSide?.destroyed)
 })
 
+t.test('writeHttpResponse absorbs a connection reset by the peer after the response', async (t) => {
+  let serverSide: Socket | undefined
+  const server = createServer((socket) => {
+    serverSide = socket
+    writeHttpResponse(socket, 400, {}, 'bad')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  // Half-open, so reading the server's FIN does not make the client send its own.
+  const client = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true })
+  t.teardown(() => { client.destroy() })
+  const response = await readAll(client)
+  t.match(response, /^HTTP\/1\.1 400 Bad Request\r\n/)
+  // The server is still reading (waiting for our FIN); a reset makes that read fail with ECONNRESET,
+  // an 'error' with no listener but writeHttpResponse's: without it the process would crash here.
+  const serverClosed = new Promise<boolean>((resolve) => serverSide?.once('close', resolve))
+  client.resetAndDestroy()
+  t.equal(await serverClosed, true, 'the server socket closed because of an error, which was absorbed')
+})
+
 t.test('writeHttpResponse on a destroyed or ended stream does not throw', async (t) => {
   const destroyed = new PassThrough()
   destroyed.destroy()
@@ -168,4 +188,29 @@ t.test('endSocketSoon destroys a half-open generic duplex after the linger time'
   clearTimeout(keepAlive)
   t.ok(duplex.destroyed)
   t.ok(duplex.writableEnded)
+})
+
+t.test('endSocketSoon destroys a duplex whose peer ended first once the response is flushed', async (t) => {
+  // The peer has half-closed (its end was read) while the response is still being written: the
+  // stream must go away when the write finishes, long before the linger time.
+  const duplex = new Duplex({
+    allowHalfOpen: true,
+    read () {},
+    write (_chunk, _enc, cb) { setImmediate(cb) }
+  })
+  duplex.push(null)
+  duplex.write('HTTP/1.1 400 Bad Request\r\n\r\n')
+  const ended = new Promise((resolve) => duplex.once('end', resolve))
+  endSocketSoon(duplex, 60_000)
+  await ended
+  t.equal(duplex.destroyed, false, "still flushing when the peer's end is read")
+  await new Promise((resolve) => duplex.once('close', resolve))
+  t.ok(duplex.writableFinished, 'destroyed after the response was flushed')
+})
+
+t.test('endSocketSoon leaves an already destroyed stream alone', async (t) => {
+  const destroyed = new PassThrough()
+  destroyed.destroy()
+  t.doesNotThrow(() => endSocketSoon(destroyed))
+  t.equal(destroyed.listenerCount('error') + destroyed.listenerCount('close') + destroyed.listenerCount('end'), 0, 'no listener, no timer')
 })

@@ -197,13 +197,15 @@ t.test('refusals: status, headers, closed socket', async (t) => {
 })
 
 t.test('101 response', async (t) => {
-  const h = await startServer(t, { headers: { 'X-Server': 'wsconn', 'X-Multi': ['1', '2'] } }, { responseHeaders: { 'X-Request': 'yes' } })
+  // A number is accepted too, as from JavaScript callers that do not see the types.
+  const h = await startServer(t, { headers: { 'X-Server': 'wsconn', 'X-Multi': ['1', '2'] } }, { responseHeaders: { 'X-Request': 'yes', 'X-Count': 5 as unknown as string } })
   const res = await acceptedRequest(t, h.port, request({ 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' }))
   t.equal(res.statusLine, 'HTTP/1.1 101 Switching Protocols')
   t.same(res.headerLines.slice(0, 3), ['Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${ACCEPT}`], 'RFC 6455 example accept key')
   t.same(res.headers['x-server'], ['wsconn'])
   t.same(res.headers['x-multi'], ['1', '2'])
   t.same(res.headers['x-request'], ['yes'])
+  t.same(res.headers['x-count'], ['5'])
   t.notOk('sec-websocket-extensions' in res.headers, 'extension offers are ignored')
   t.notOk('sec-websocket-protocol' in res.headers, 'no subprotocol when none offered')
   const outcome = await h.nextOutcome()
@@ -227,6 +229,8 @@ t.test('reserved or invalid extra headers', async (t) => {
   t.throws(() => new Upgrader({ headers: { 'Sec-WebSocket-Accept': 'x' } }), TypeError)
   t.throws(() => new Upgrader({ headers: { upgrade: 'x' } }), TypeError)
   t.throws(() => new Upgrader({ headers: { 'Bad Name': 'x' } }), TypeError)
+  t.throws(() => new Upgrader({ headers: { 'X-Object': {} as unknown as string } }), { name: 'TypeError', message: /X-Object must be a string/ })
+  t.throws(() => new Upgrader({ headers: { 'X-List': ['a', null as unknown as string] } }), { name: 'TypeError', message: /X-List/ })
   const h = await startServer(t, {}, { responseHeaders: { 'Sec-WebSocket-Extensions': 'x' } })
   const { error } = await expectRefusal(t, h, request(), 500, 'Internal Server Error')
   t.match(error.message, /Sec-WebSocket-Extensions/)
@@ -284,6 +288,11 @@ t.test('subprotocols: first of the client offer the server supports', async (t) 
   t.equal(none.statusLine, 'HTTP/1.1 101 Switching Protocols', 'no match still upgrades')
   t.notOk('sec-websocket-protocol' in none.headers)
   t.equal((await h.nextOutcome()).conn?.subprotocol, '')
+  const plain = await startServer(t)
+  const unsupported = await acceptedRequest(t, plain.port, request({ 'Sec-WebSocket-Protocol': 'chat' }))
+  t.equal(unsupported.statusLine, 'HTTP/1.1 101 Switching Protocols', 'a server without subprotocols ignores an offer')
+  t.notOk('sec-websocket-protocol' in unsupported.headers)
+  t.equal((await plain.nextOutcome()).conn?.subprotocol, '')
 })
 
 t.test('selectSubprotocol takes precedence', async (t) => {
@@ -349,17 +358,26 @@ t.test('handshake timeout destroys the socket and rejects with status 0', async 
 })
 
 t.test('a client that goes away during an async check rejects quietly', async (t) => {
-  let release!: (v: boolean) => void
-  const h = await startServer(t, { checkOrigin: () => new Promise((resolve) => { release = resolve }) })
-  const socket = await connectRaw(t, h.port)
-  socket.write(request())
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  socket.destroy()
-  const { error } = await h.nextOutcome()
-  t.equal(error?.status, 0)
-  t.match(error?.message, /closed during handshake/)
-  release(true) // resolving late must not write on the dead socket or throw
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  let release!: () => void
+  const started = (): Promise<void> => new Promise((resolve) => { release = resolve })
+  const hooks: Array<[string, UpgraderOptions]> = [
+    ['checkOrigin', { checkOrigin: () => started().then(() => true) }],
+    ['selectSubprotocol', { selectSubprotocol: (offered) => started().then(() => offered[0]) }]
+  ]
+  for (const [name, options] of hooks) {
+    const h = await startServer(t, options)
+    const socket = await connectRaw(t, h.port)
+    const pending = new Promise<void>((resolve) => { socket.once('close', () => resolve()) })
+    socket.write(request({ 'Sec-WebSocket-Protocol': 'chat' }))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.destroy()
+    const { error } = await h.nextOutcome()
+    t.equal(error?.status, 0, `${name}: status 0`)
+    t.match(error?.message, /closed during handshake/, `${name}: closed during handshake`)
+    release() // resolving late must not write on the dead socket or throw
+    await pending
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 })
 
 t.test('a connection reset during an async check rejects with the socket error as cause', async (t) => {
