@@ -369,28 +369,35 @@ export class Conn implements AsyncIterable<Message> {
     if (this.#readTimer !== undefined) clearTimeout(this.#readTimer)
     const current = this.#current
     if (current !== undefined) {
-      this.#current = undefined
-      current.error = error
-      const index = this.#inbox.indexOf(current)
-      if (index !== -1) {
-        this.#inbox.splice(index, 1)
-        this.#bufferedBytes -= current.bytes
-      }
-      current.wake?.()
+      // It stays #current: the parser still hands over its remaining frames, which are dropped.
+      current.discarded = true
+      this.#abandon(current, error)
     }
     this.#serveReads()
+  }
+
+  /** A message that can never complete: it leaves the inbox, and a reader streaming it fails with `error`. */
+  #abandon (message: InboundMessage, error: Error): void {
+    message.error = error
+    const index = this.#inbox.indexOf(message)
+    if (index !== -1) {
+      this.#inbox.splice(index, 1)
+      this.#bufferedBytes -= message.bytes
+    }
+    message.wake?.()
   }
 
   readonly #sink: FrameSink = {
     onMessageStart: (type, compressed) => {
       const message = new InboundMessage(type, compressed)
       this.#current = message
+      // Every compressed message is inflated, a discarded one too: its frames still arrive.
+      if (compressed) {
+        this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+      }
       if (this.#readError !== undefined) {
         message.discarded = true
         return
-      }
-      if (compressed) {
-        this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
       }
       this.#inbox.push(message)
       if (this.#readers.length > 0 && this.#readers[0]!.stream) this.#serveReads()
@@ -411,7 +418,8 @@ export class Conn implements AsyncIterable<Message> {
       const message = this.#current!
       this.#current = undefined
       if (message.compressed) {
-        this.#inflating.push(message)
+        // One whose inflation already failed (behind an earlier failure, say) has nothing left to wait for.
+        if (message.error === undefined) this.#inflating.push(message)
         this.#inflation!.end()
         this.#inflation = undefined
         return
@@ -454,7 +462,11 @@ export class Conn implements AsyncIterable<Message> {
       },
       onError: (error) => {
         this.#inflationSettled(message)
+        // The message may be whole on the wire already (no longer #current), so #failRead would
+        // leave it, and the reads waiting for it, in the inbox forever.
+        this.#abandon(message, error)
         this.#sink.onProtocolError(error)
+        this.#serveReads()
       },
       onConsumed: (bytes) => {
         this.#bufferedBytes -= bytes
@@ -544,6 +556,7 @@ export class Conn implements AsyncIterable<Message> {
         const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
         const queued = this.#enqueueWrite<void>(async () => {
           const compressed = await deflate.compress(bytes)
+          this.#throwIfWriteEnded()
           return this.#write(encodeFrame(type, true, true, compressed, !this.isServer))
         }, undefined)
         this.#flushQueue()
@@ -573,6 +586,7 @@ export class Conn implements AsyncIterable<Message> {
       const queued = this.#enqueueWrite<void>(async () => {
         // Compressed once for every connection with the same level and window, then sent as is.
         const frame = await message.compressedFrameFor(this.isServer, deflate.level, deflate.sendWindowBits)
+        this.#throwIfWriteEnded()
         deflate.standaloneSent()
         return this.#write(frame)
       }, undefined)
@@ -714,6 +728,17 @@ export class Conn implements AsyncIterable<Message> {
     if (resolve !== undefined) resolve()
   }
 
+  /** Why a write accepted earlier can no longer go out (a close frame or a failure came first). */
+  #writeEnded (): Error | undefined {
+    return this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined)
+  }
+
+  /** After a compression: a close frame written meanwhile must stay the last frame. */
+  #throwIfWriteEnded (): void {
+    const ended = this.#writeEnded()
+    if (ended !== undefined) throw ended
+  }
+
   /** Whether a write must queue behind an open writer, a compression or earlier queued writes. */
   #writeBusy (): boolean {
     return this.#writer !== undefined || this.#compressing || this.#writeQueue.length > 0
@@ -782,7 +807,7 @@ export class Conn implements AsyncIterable<Message> {
       isServer: () => this.isServer,
       fragmentSize: () => this.#options.writeBufferSize,
       pool: () => this.#options.writeBufferPool,
-      checkWritable: () => this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined),
+      checkWritable: () => this.#writeEnded(),
       write: (bytes, done) => {
         const flushed = this.#socket.write(bytes, (error) => {
           // A failed write reports the connection's reason (a write deadline, say), not the stream's.
