@@ -1,12 +1,9 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { TLSSocket } from 'node:tls'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import type { Conn } from '../lib/conn.js'
@@ -14,6 +11,7 @@ import { DialAbortError, Dialer, dial, type DialOptions } from '../lib/dialer.js
 import { computeAcceptKey } from '../lib/handshake.js'
 import { HandshakeError, TimeoutError } from '../lib/protocol/errors.js'
 import { Upgrader } from '../lib/upgrader.js'
+import { selfSignedCert } from './helpers/tls.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -319,24 +317,6 @@ function haveOpenssl (): boolean {
     return true
   } catch {
     return false
-  }
-}
-
-/** Creates a self-signed certificate for localhost with openssl; undefined when openssl is missing. */
-function selfSignedCert (): { key: Buffer, cert: Buffer } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'wsconn-tls-'))
-  try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
-    ], { stdio: 'ignore' })
-    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -1,31 +1,10 @@
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Fastify from 'fastify'
 import { dial } from '../lib/dialer.js'
 import { fastifyWsconn } from '../lib/plugin/index.js'
 import { messageOf, openWs } from './helpers/plugin.js'
-
-/** Creates a self-signed certificate for localhost with openssl; undefined when openssl is missing. */
-function selfSignedCert (): { key: Buffer, cert: Buffer } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'wsconn-plugin-tls-'))
-  try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
-    ], { stdio: 'ignore' })
-    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+import { selfSignedCert } from './helpers/tls.js'
 
 // node:crypto can make key pairs but not X.509 certificates, so openssl is used.
 const pair = selfSignedCert()

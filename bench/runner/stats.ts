@@ -2,22 +2,9 @@ import type { ServerKind } from '../shared/messages.js'
 import type { Sample } from './measure.js'
 import type { Scenario } from './scenarios.js'
 
-/** Medians over the rounds of one server in one scenario. */
-export interface Summary {
+/** Medians over the rounds of one server in one scenario: a Sample's fields, plus how many rounds. */
+export interface Summary extends Sample {
   rounds: number
-  msgsPerSec: number
-  mbPerSec: number
-  p50Ms: number
-  p99Ms: number
-  serverCpu: number
-  genCpu: number
-  otherCpu: number
-  timeToAllMs: number
-  rssPerConnKiB: number
-  heapPerConnKiB: number
-  extensions: string
-  na?: string
-  error?: string
 }
 
 /** All samples of one scenario, per server, plus how each server was built. */
