@@ -4,7 +4,7 @@ import { SimpleBufferPool } from '../lib/buffer-pool.js'
 import type { Conn } from '../lib/conn.js'
 import { dial } from '../lib/dialer.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT, fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
-import { LEVEL, closeOf, collectLogs, listen, openWs, rawRequest, upgradeHeaders, type Refusal } from './helpers/plugin.js'
+import { LEVEL, closeOf, collectLogs, listen, openWs, rawRequest, refusal, upgradeHeaders } from './helpers/plugin.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
@@ -22,15 +22,6 @@ function sizeReporter (conn: Conn): Promise<void> {
     (message) => conn.close(1000, `got ${message.data.length}`),
     () => {}
   )
-}
-
-async function refusal (promise: Promise<unknown>): Promise<Refusal> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Refusal
-  }
-  throw new Error('the connection was accepted')
 }
 
 t.test('readLimit: 1 MiB by default, overridable by the plugin and per route', async (t) => {

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { dial } from '../lib/dialer.js'
 import { HandshakeError } from '../lib/protocol/errors.js'
 import defaultExport, { fastifyWsconn } from '../lib/plugin/index.js'
-import { LEVEL, closeOf, collectLogs, listen, messageOf, openWs, rawRequest, upgradeHeaders, type Refusal } from './helpers/plugin.js'
+import { LEVEL, closeOf, collectLogs, listen, messageOf, openWs, rawRequest, refusal, upgradeHeaders } from './helpers/plugin.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
@@ -14,15 +14,6 @@ async function build (t: Teardown, setup: (app: FastifyInstance) => void | Promi
   await setup(app)
   const port = await listen(app)
   return { app, port }
-}
-
-async function refusal (promise: Promise<unknown>): Promise<Refusal> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Refusal
-  }
-  throw new Error('the connection was accepted')
 }
 
 t.test('the plugin is the default export too, wrapped by fastify-plugin', async (t) => {

@@ -117,6 +117,16 @@ export interface Refusal {
 }
 
 /** Opens a `ws` client; resolves once open, or rejects with a Refusal (or the network error). */
+/** Resolves with the refusal a handshake promise rejects with; fails when the connection was accepted. */
+export async function refusal (promise: Promise<unknown>): Promise<Refusal> {
+  try {
+    await promise
+  } catch (err) {
+    return err as Refusal
+  }
+  throw new Error('the connection was accepted')
+}
+
 export function openWs (url: string, options: WebSocket.ClientOptions = {}, protocols?: string[]): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, options)
