@@ -5,7 +5,7 @@ import type { BenchClient, ClientHooks } from './client.js'
 import { BINARY, TEXT, deflateMessage, maskedFrame, repeat } from './frames.js'
 import { Histogram } from './histogram.js'
 import { openClients } from './open.js'
-import { Window, sleep } from './window.js'
+import { measureWindow } from './window.js'
 import { emptyResult } from './result.js'
 
 /**
@@ -57,14 +57,7 @@ export async function runEcho (job: EchoJob, emit: (event: GeneratorEvent) => vo
   }
   // Every slot's ring starts full: the first batch's send times fill it from position 0.
   for (const client of clients) send(client, depth)
-  const window = new Window(emit)
-  await sleep(job.warmupMs)
-  recording = true
-  histogram.reset()
-  window.start()
-  await sleep(job.durationMs)
-  window.end()
-  recording = false
+  const window = await measureWindow(emit, job, histogram, (on) => { recording = on })
   sending = false
   for (const client of clients) client.socket.destroy()
   return {

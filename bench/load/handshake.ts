@@ -5,7 +5,7 @@ import { BenchClient, type ClientHooks } from './client.js'
 import { TEXT, closeFrame, maskedFrame } from './frames.js'
 import { Histogram } from './histogram.js'
 import { emptyResult } from './result.js'
-import { Window, sleep } from './window.js'
+import { measureWindow } from './window.js'
 
 const MAX_FAILURES = 100
 
@@ -54,14 +54,7 @@ export async function runHandshakes (job: HandshakeJob, emit: (event: GeneratorE
   }
 
   for (let slot = 0; slot < job.concurrency; slot++) begin(slot)
-  const window = new Window(emit)
-  await sleep(job.warmupMs)
-  recording = true
-  histogram.reset()
-  window.start()
-  await sleep(job.durationMs)
-  window.end()
-  recording = false
+  const window = await measureWindow(emit, job, histogram, (on) => { recording = on })
   running = false
   for (const client of live) client.socket.destroy()
   return {

@@ -33,3 +33,24 @@ export class Window {
 export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
+
+/**
+ * Lets the load run unmeasured for `warmupMs`, then measures `durationMs`: `setRecording(true)` and a
+ * fresh histogram exactly for the window, whose wall time and CPU share the returned Window holds.
+ */
+export async function measureWindow (
+  emit: (event: GeneratorEvent) => void,
+  timing: { warmupMs: number, durationMs: number },
+  histogram: { reset: () => void },
+  setRecording: (on: boolean) => void
+): Promise<Window> {
+  const window = new Window(emit)
+  await sleep(timing.warmupMs)
+  setRecording(true)
+  histogram.reset()
+  window.start()
+  await sleep(timing.durationMs)
+  window.end()
+  setRecording(false)
+  return window
+}
