@@ -50,12 +50,22 @@ export type CloseHandler = (code: number, text: string) => void | Promise<void>
 /** Called with the payload of a received ping or pong. */
 export type ControlHandler = (data: Buffer) => void | Promise<void>
 
+const enum ReadKind {
+  /** readMessage: resolves with a Message. */
+  Message,
+  /** nextReader: resolves with a MessageReader as soon as the message starts. */
+  Stream,
+  /** The async iterator: resolves with an IteratorResult, done at a normal close. */
+  Iterate
+}
+
 interface PendingRead {
-  stream: boolean
+  kind: ReadKind
   resolve: (value: any) => void
   reject: (error: Error) => void
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
+  next: PendingRead | undefined
 }
 
 interface QueuedWrite {
@@ -67,10 +77,70 @@ interface QueuedWrite {
   writer: MessageWriter | undefined
   resolve: (value: any) => void
   reject: (error: Error) => void
+  next: QueuedWrite | undefined
+}
+
+/** State bits of a connection, packed so that an idle connection stays small. */
+const enum Flag {
+  CompressWrites = 1,
+  /** The socket is paused because too many unread bytes wait. */
+  Paused = 2,
+  /** The socket is corked until the end of this tick. */
+  Corked = 4,
+  CloseSent = 8,
+  CloseReceived = 16,
+  /** close() or a failure started the closing handshake. */
+  CloseStarted = 32,
+  SocketClosed = 64,
+  /** A compression for the write at the head of the queue is running; later writes wait. */
+  Compressing = 128
+}
+
+/** Timers and deadlines: made on first use, since most connections never set one. */
+interface ConnTimers {
+  read: NodeJS.Timeout | undefined
+  write: NodeJS.Timeout | undefined
+  /** When the armed write timer fires (the soonest deadline of the waiting writes). */
+  writeAt: number
+  /** setWriteDeadline's value, epoch ms; 0 = none. */
+  writeDeadline: number
+  close: NodeJS.Timeout | undefined
+}
+
+interface ControlHandlers {
+  close: CloseHandler | undefined
+  ping: ControlHandler | undefined
+  pong: ControlHandler | undefined
+}
+
+interface Deferred {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (error: Error) => void
+}
+
+/**
+ * How `readJSON` and `writeJSON` turn messages into values and back, when something other than
+ * plain JSON.parse/JSON.stringify is wanted (the plugin's schema validation and serializers).
+ */
+export interface JsonCodec {
+  /** The value `readJSON` resolves with for a received message; may throw or reject. */
+  decode (conn: Conn, data: Buffer): unknown
+  /** The text `writeJSON` sends for `value`, or undefined to use JSON.stringify; may throw. */
+  encode: ((value: unknown) => string) | undefined
 }
 
 const RESOLVED = Promise.resolve()
 const NORMAL_ENDS = [1000, 1001, 1005]
+/** Where a socket keeps its connection, so one set of listener functions serves every socket. */
+const kConn = Symbol('fastify-wsconn.conn')
+type ConnSocket = Duplex & { [kConn]: Conn }
+let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
+
+/** Makes `readJSON`/`writeJSON` of `conn` go through `codec` (undefined restores plain JSON). */
+export function useJsonCodec (conn: Conn, codec: JsonCodec | undefined): void {
+  setJsonCodec(conn, codec)
+}
 
 /**
  * A WebSocket connection (RFC 6455) over a socket, with gorilla/websocket's API in Promise form.
@@ -89,59 +159,54 @@ export class Conn implements AsyncIterable<Message> {
   readonly isServer: boolean
   /** Resolves once the underlying socket has closed, however that happened. Never rejects. */
   get closed (): Promise<void> {
-    this.#closed ??= this.#socketClosed ? RESOLVED : new Promise((resolve) => { this.#resolveClosed = resolve })
+    this.#closed ??= this.#is(Flag.SocketClosed) ? RESOLVED : new Promise((resolve) => { this.#resolveClosed = resolve })
     return this.#closed
   }
 
+  // An idle connection is kept small (servers hold tens of thousands): no closures of its own,
+  // queues linked through their items, flags in one number, rarely used state made on demand.
   readonly #socket: Duplex
   readonly #options: ResolvedConnOptions
   readonly #parser: FrameParser
   readonly #deflate: PerMessageDeflate | undefined
-  #compressWrites = true
+  #flags = Flag.CompressWrites
   /** The inflation of the compressed message being received. */
   #inflation: MessageInflation | undefined
   /** Compressed messages fully received and still inflating, oldest first. */
-  readonly #inflating: InboundMessage[] = []
-  /** A compression for the write at the head of the queue is running; later writes wait. */
-  #compressing = false
+  #inflating: InboundMessage[] | undefined
 
-  // Read side.
-  readonly #inbox: InboundMessage[] = []
+  // Read side: complete or started messages nobody took yet, and reads waiting for one.
+  #inboxHead: InboundMessage | undefined
+  #inboxTail: InboundMessage | undefined
   #current: InboundMessage | undefined
-  readonly #readers: PendingRead[] = []
+  #readHead: PendingRead | undefined
+  #readTail: PendingRead | undefined
   #streamReader: MessageReader | undefined
   #readError: Error | undefined
   #bufferedBytes = 0
-  #paused = false
-  #readTimer: NodeJS.Timeout | undefined
 
   // Write side.
   #writeError: Error | undefined
   #writer: MessageWriter | undefined
-  readonly #writeQueue: QueuedWrite[] = []
-  #drain: Promise<void> | undefined
-  #drainResolve: (() => void) | undefined
-  #drainReject: ((error: Error) => void) | undefined
-  #writeDeadline = 0
-  #corked = false
-  #writeTimer: NodeJS.Timeout | undefined
-  #writeTimerDeadline = 0
+  #queueHead: QueuedWrite | undefined
+  #queueTail: QueuedWrite | undefined
+  #drain: Deferred | undefined
 
-  // Closing.
-  #closeSent = false
-  #closeReceived = false
-  #closeStarted = false
-  #closeTimer: NodeJS.Timeout | undefined
   /** A protocol error whose close frame is about to be sent; it wins over an application's close(). */
   #pendingFailure: ProtocolError | undefined
-  #socketClosed = false
   /** Made on first use: most connections never ask. */
   #closed: Promise<void> | undefined
   #resolveClosed: (() => void) | undefined
+  #timers: ConnTimers | undefined
+  #handlers: ControlHandlers | undefined
+  #json: JsonCodec | undefined
+  /** Made when the first streaming reader or writer needs it, so idle connections carry neither. */
+  #readerOwner: ReaderOwner | undefined
+  #writerOwner: WriterOwner | undefined
 
-  #closeHandler: CloseHandler | undefined
-  #pingHandler: ControlHandler | undefined
-  #pongHandler: ControlHandler | undefined
+  static {
+    setJsonCodec = (conn, codec) => { conn.#json = codec }
+  }
 
   constructor (socket: Duplex, init: ConnInit) {
     this.#socket = socket
@@ -156,7 +221,7 @@ export class Conn implements AsyncIterable<Message> {
         readLimit: () => this.#parser.options.readLimit
       })
     }
-    this.#parser = new FrameParser(this.#sink, {
+    this.#parser = new FrameParser(new Conn.#Sink(this), {
       isServer: init.isServer,
       readLimit: this.#options.readLimit,
       maxFragments: this.#options.maxFragments,
@@ -166,15 +231,24 @@ export class Conn implements AsyncIterable<Message> {
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
     if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)
-    socket.on('data', this.#onData)
-    socket.on('end', this.#onEnd)
-    socket.on('error', this.#onError)
-    socket.on('close', this.#onClose)
-    socket.on('drain', this.#onDrain)
+    ;(socket as ConnSocket)[kConn] = this
+    socket.on('data', Conn.#onSocketData)
+    socket.on('end', Conn.#onSocketEnd)
+    socket.on('error', Conn.#onSocketError)
+    socket.on('close', Conn.#onSocketClose)
+    socket.on('drain', Conn.#onSocketDrain)
     // Once end() was called Node reports the last flush with 'finish', never with 'drain'.
-    socket.on('finish', this.#onDrain)
+    socket.on('finish', Conn.#onSocketDrain)
     if (init.head !== undefined && init.head.length > 0) this.#parser.push(init.head)
     if (socket.destroyed) this.#onClose()
+  }
+
+  #is (flag: Flag): boolean {
+    return (this.#flags & flag) !== 0
+  }
+
+  #set (flag: Flag, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag
   }
 
   // ---- Addresses and state -------------------------------------------------------------------
@@ -238,7 +312,7 @@ export class Conn implements AsyncIterable<Message> {
    * rejects with the same error.
    */
   readMessage (options?: ReadOptions): Promise<Message> {
-    return this.#enqueueRead(false, options?.signal)
+    return this.#enqueueRead(ReadKind.Message, options?.signal)
   }
 
   /**
@@ -247,25 +321,23 @@ export class Conn implements AsyncIterable<Message> {
    * left unread, as in gorilla.
    */
   nextReader (options?: ReadOptions): Promise<MessageReader> {
-    return this.#enqueueRead(true, options?.signal)
+    return this.#enqueueRead(ReadKind.Stream, options?.signal)
   }
 
-  /** Reads the next message and parses it as JSON; a parse error rejects but leaves the connection usable. */
+  /**
+   * Reads the next message and parses it as JSON (or through the plugin's schema); a parse error
+   * rejects but leaves the connection usable.
+   */
   async readJSON<T = unknown> (options?: ReadOptions): Promise<T> {
     const { data } = await this.readMessage(options)
+    const codec = this.#json
+    if (codec !== undefined) return await codec.decode(this, data) as T
     return JSON.parse(data.toString()) as T
   }
 
   /** Iterates over messages until the peer closes with 1000, 1001 or no status; other failures throw. */
-  async * [Symbol.asyncIterator] (): AsyncIterator<Message> {
-    for (;;) {
-      try {
-        yield await this.readMessage()
-      } catch (error) {
-        if (isCloseError(error, ...NORMAL_ENDS)) return
-        throw error
-      }
-    }
+  [Symbol.asyncIterator] (): AsyncIterator<Message> {
+    return new Conn.#Iterator(this)
   }
 
   /**
@@ -273,82 +345,125 @@ export class Conn implements AsyncIterable<Message> {
    * this way breaks the read side for good, as in gorilla; use a read's `signal` for a soft timeout.
    */
   setReadDeadline (deadline: Date | number | null): void {
-    if (this.#readTimer !== undefined) clearTimeout(this.#readTimer)
-    this.#readTimer = undefined
+    const timers = this.#timers
+    if (timers?.read !== undefined) {
+      clearTimeout(timers.read)
+      timers.read = undefined
+    }
     if (deadline === null) return
     const delay = Math.max(0, +deadline - Date.now())
-    this.#readTimer = setTimeout(() => {
-      this.#readTimer = undefined
+    const timer = setTimeout(() => {
+      this.#timers!.read = undefined
       this.#failRead(new TimeoutError('read deadline exceeded'))
     }, delay)
-    this.#readTimer.unref()
+    timer.unref()
+    this.#makeTimers().read = timer
   }
 
-  #enqueueRead<T> (stream: boolean, signal: AbortSignal | undefined): Promise<T> {
+  #makeTimers (): ConnTimers {
+    this.#timers ??= { read: undefined, write: undefined, writeAt: 0, writeDeadline: 0, close: undefined }
+    return this.#timers
+  }
+
+  #enqueueRead<T> (kind: ReadKind, signal: AbortSignal | undefined): Promise<T> {
     // A new read abandons the rest of the message a previous streaming reader left.
     if (this.#streamReader !== undefined) this.#streamReader.discard()
     if (signal?.aborted === true) return Promise.reject(signal.reason)
     return new Promise<T>((resolve, reject) => {
-      const read: PendingRead = { stream, resolve, reject, signal, onAbort: undefined }
+      const read: PendingRead = { kind, resolve, reject, signal, onAbort: undefined, next: undefined }
       if (signal !== undefined) {
         read.onAbort = () => {
-          const index = this.#readers.indexOf(read)
-          if (index !== -1) this.#readers.splice(index, 1)
+          this.#removeRead(read)
           reject(signal.reason)
           this.#updateFlow()
         }
         signal.addEventListener('abort', read.onAbort, { once: true })
       }
-      this.#readers.push(read)
+      if (this.#readTail === undefined) this.#readHead = read
+      else this.#readTail.next = read
+      this.#readTail = read
       this.#serveReads()
     })
   }
 
+  #shiftRead (): PendingRead {
+    const read = this.#readHead!
+    this.#readHead = read.next
+    if (read.next === undefined) this.#readTail = undefined
+    read.next = undefined
+    return read
+  }
+
+  #removeRead (read: PendingRead): void {
+    let previous: PendingRead | undefined
+    for (let item = this.#readHead; item !== undefined; previous = item, item = item.next) {
+      if (item !== read) continue
+      if (previous === undefined) this.#readHead = item.next
+      else previous.next = item.next
+      if (this.#readTail === item) this.#readTail = previous
+      item.next = undefined
+      return
+    }
+  }
+
+  #pushInbox (message: InboundMessage): void {
+    if (this.#inboxTail === undefined) this.#inboxHead = message
+    else this.#inboxTail.next = message
+    this.#inboxTail = message
+  }
+
+  #shiftInbox (): void {
+    const message = this.#inboxHead!
+    this.#inboxHead = message.next
+    if (message.next === undefined) this.#inboxTail = undefined
+    message.next = undefined
+  }
+
   #serveReads (): void {
-    const readers = this.#readers
-    const inbox = this.#inbox
-    while (readers.length > 0) {
-      const message = inbox[0]
+    for (let read = this.#readHead; read !== undefined; read = this.#readHead) {
+      const message = this.#inboxHead
       if (message === undefined) {
-        if (this.#readError === undefined) break
         const error = this.#readError
-        for (const read of readers.splice(0)) settle(read, undefined, error)
+        if (error === undefined) break
+        this.#readHead = this.#readTail = undefined
+        for (let item: PendingRead | undefined = read; item !== undefined;) {
+          const next: PendingRead | undefined = item.next
+          item.next = undefined
+          settleError(item, error)
+          item = next
+        }
         break
       }
-      const read = readers[0]!
-      if (read.stream) {
-        readers.shift()
-        inbox.shift()
+      if (read.kind === ReadKind.Stream) {
+        this.#shiftRead()
+        this.#shiftInbox()
         // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
         const reader = new MessageReader(message, this.#readerOwner ??= this.#makeReaderOwner())
         this.#streamReader = reader
-        settle(read, reader, undefined)
+        settleValue(read, reader)
         continue
       }
       if (!message.done) break
-      readers.shift()
-      inbox.shift()
+      this.#shiftRead()
+      this.#shiftInbox()
       this.#bufferedBytes -= message.bytes
-      settle(read, { type: message.type, data: message.takeAll() }, undefined)
+      settleValue(read, { type: message.type, data: message.takeAll() })
     }
     this.#updateFlow()
   }
 
   /** Pauses the socket while too much unread data waits, unless a read is waiting for it. */
   #updateFlow (): void {
-    if (this.#socketClosed) return
-    const waitingForWhole = this.#readers.length > 0 && !this.#readers[0]!.stream && this.#inbox.length === 1
+    if (this.#is(Flag.SocketClosed)) return
+    const head = this.#readHead
+    const waitingForWhole = head !== undefined && head.kind !== ReadKind.Stream && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
     const pause = this.#bufferedBytes > this.#options.readBufferSize && !waitingForWhole
-    if (pause !== this.#paused) {
-      this.#paused = pause
+    if (pause !== this.#is(Flag.Paused)) {
+      this.#set(Flag.Paused, pause)
       if (pause) this.#socket.pause()
       else this.#socket.resume()
     }
   }
-
-  /** Made when the first streaming reader or writer needs it, so idle connections carry neither. */
-  #readerOwner: ReaderOwner | undefined
-  #writerOwner: WriterOwner | undefined
 
   #makeReaderOwner (): ReaderOwner {
     return {
@@ -366,7 +481,7 @@ export class Conn implements AsyncIterable<Message> {
   #failRead (error: Error): void {
     if (this.#readError !== undefined) return
     this.#readError = error
-    if (this.#readTimer !== undefined) clearTimeout(this.#readTimer)
+    if (this.#timers?.read !== undefined) clearTimeout(this.#timers.read)
     const current = this.#current
     if (current !== undefined) {
       // It stays #current: the parser still hands over its remaining frames, which are dropped.
@@ -379,62 +494,112 @@ export class Conn implements AsyncIterable<Message> {
   /** A message that can never complete: it leaves the inbox, and a reader streaming it fails with `error`. */
   #abandon (message: InboundMessage, error: Error): void {
     message.error = error
-    const index = this.#inbox.indexOf(message)
-    if (index !== -1) {
-      this.#inbox.splice(index, 1)
+    let previous: InboundMessage | undefined
+    for (let item = this.#inboxHead; item !== undefined; previous = item, item = item.next) {
+      if (item !== message) continue
+      if (previous === undefined) this.#inboxHead = item.next
+      else previous.next = item.next
+      if (this.#inboxTail === item) this.#inboxTail = previous
+      item.next = undefined
       this.#bufferedBytes -= message.bytes
+      break
     }
     message.wake?.()
   }
 
-  readonly #sink: FrameSink = {
-    onMessageStart: (type, compressed) => {
+  /** The parser's sink: one small object per connection whose methods reach the connection's state. */
+  static readonly #Sink = class ConnSink implements FrameSink {
+    readonly conn: Conn
+    constructor (conn: Conn) {
+      this.conn = conn
+    }
+
+    onWholeMessage (type: DataMessageType, payload: Buffer): void {
+      const conn = this.conn
+      if (conn.#readError !== undefined) return
+      const read = conn.#readHead
+      if (read !== undefined && conn.#inboxHead === undefined && read.kind !== ReadKind.Stream) {
+        // The common case, a reader already waiting: no message object, no queue.
+        conn.#shiftRead()
+        settleValue(read, { type, data: payload })
+        return
+      }
+      const message = new InboundMessage(type, false)
+      message.push(payload)
+      message.done = true
+      conn.#pushInbox(message)
+      conn.#bufferedBytes += payload.length
+      if (read !== undefined) conn.#serveReads()
+      else conn.#updateFlow()
+    }
+
+    onMessageStart (type: DataMessageType, compressed: boolean): void {
+      const conn = this.conn
       const message = new InboundMessage(type, compressed)
-      this.#current = message
+      conn.#current = message
       // Every compressed message is inflated, a discarded one too: its frames still arrive.
       if (compressed) {
-        this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+        conn.#inflation = conn.#deflate!.inflateMessage(conn.#inflateInto(message), type === TextMessage && conn.#options.validateUtf8)
       }
-      if (this.#readError !== undefined) {
+      if (conn.#readError !== undefined) {
         message.discarded = true
         return
       }
-      this.#inbox.push(message)
-      if (this.#readers.length > 0 && this.#readers[0]!.stream) this.#serveReads()
-    },
-    onMessageData: (piece) => {
-      const message = this.#current!
+      conn.#pushInbox(message)
+      if (conn.#readHead !== undefined && conn.#readHead.kind === ReadKind.Stream) conn.#serveReads()
+    }
+
+    onMessageData (piece: Buffer): void {
+      const conn = this.conn
+      const message = conn.#current!
       if (message.compressed) {
         // Inflated even when nobody wants the message: the peer's compression history needs it.
-        this.#bufferedBytes += piece.length
-        this.#inflation!.write(piece)
-        this.#updateFlow()
+        conn.#bufferedBytes += piece.length
+        conn.#inflation!.write(piece)
+        conn.#updateFlow()
         return
       }
       if (message.discarded) return
-      this.#deliver(message, piece)
-    },
-    onMessageEnd: () => {
-      const message = this.#current!
-      this.#current = undefined
+      conn.#deliver(message, piece)
+    }
+
+    onMessageEnd (): void {
+      const conn = this.conn
+      const message = conn.#current!
+      conn.#current = undefined
       if (message.compressed) {
         // One whose inflation already failed (behind an earlier failure, say) has nothing left to wait for.
-        if (message.error === undefined) this.#inflating.push(message)
-        this.#inflation!.end()
-        this.#inflation = undefined
+        if (message.error === undefined) (conn.#inflating ??= []).push(message)
+        const inflation = conn.#inflation!
+        conn.#inflation = undefined
+        inflation.end()
         return
       }
-      this.#messageDone(message)
-    },
-    onPing: (data) => { this.#runControlHandler(this.#pingHandler, data, this.#defaultPing) },
-    onPong: (data) => { this.#runControlHandler(this.#pongHandler, data, undefined) },
-    onClose: (code, text) => { this.#onCloseFrame(code, text) },
-    onProtocolError: (error) => {
-      this.#failRead(error)
-      // As for a close frame: replies to the messages before the bad frame go out first.
-      this.#pendingFailure = error
-      setImmediate(() => { this.#failConnection(error) })
+      conn.#messageDone(message)
     }
+
+    onPing (data: Buffer): void {
+      this.conn.#runControlHandler(this.conn.#handlers?.ping, data, true)
+    }
+
+    onPong (data: Buffer): void {
+      this.conn.#runControlHandler(this.conn.#handlers?.pong, data, false)
+    }
+
+    onClose (code: number, text: string): void {
+      this.conn.#onCloseFrame(code, text)
+    }
+
+    onProtocolError (error: ProtocolError): void {
+      this.conn.#onProtocolError(error)
+    }
+  }
+
+  #onProtocolError (error: ProtocolError): void {
+    this.#failRead(error)
+    // As for a close frame: replies to the messages before the bad frame go out first.
+    this.#pendingFailure = error
+    setImmediate(() => { this.#failConnection(error) })
   }
 
   #deliver (message: InboundMessage, piece: Buffer): void {
@@ -447,7 +612,7 @@ export class Conn implements AsyncIterable<Message> {
   #messageDone (message: InboundMessage): void {
     message.done = true
     if (message.wake !== undefined) message.wake()
-    else if (this.#readers.length > 0) this.#serveReads()
+    else if (this.#readHead !== undefined) this.#serveReads()
   }
 
   /** Where the inflated bytes of one compressed message go. */
@@ -465,7 +630,7 @@ export class Conn implements AsyncIterable<Message> {
         // The message may be whole on the wire already (no longer #current), so #failRead would
         // leave it, and the reads waiting for it, in the inbox forever.
         this.#abandon(message, error)
-        this.#sink.onProtocolError(error)
+        this.#onProtocolError(error)
         this.#serveReads()
       },
       onConsumed: (bytes) => {
@@ -476,39 +641,59 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #inflationSettled (message: InboundMessage): void {
-    const index = this.#inflating.indexOf(message)
-    if (index !== -1) this.#inflating.splice(index, 1)
+    const inflating = this.#inflating
+    const index = inflating === undefined ? -1 : inflating.indexOf(message)
+    if (index !== -1) inflating!.splice(index, 1)
     // The codec outlives the socket until the messages received before the end are inflated.
-    if (this.#socketClosed && this.#inflating.length === 0) this.#deflate!.close()
+    if (this.#is(Flag.SocketClosed) && (inflating === undefined || inflating.length === 0)) this.#deflate!.close()
+  }
+
+  /** Iterates over messages: each `next()` is one read, resolved directly with its result. */
+  static readonly #Iterator = class MessageIterator implements AsyncIterator<Message> {
+    readonly conn: Conn
+    constructor (conn: Conn) {
+      this.conn = conn
+    }
+
+    next (): Promise<IteratorResult<Message>> {
+      return this.conn.#enqueueRead(ReadKind.Iterate, undefined)
+    }
+
+    return (): Promise<IteratorResult<Message>> {
+      return Promise.resolve({ value: undefined, done: true })
+    }
   }
 
   // ---- Control handlers ----------------------------------------------------------------------
 
+  #makeHandlers (): ControlHandlers {
+    this.#handlers ??= { close: undefined, ping: undefined, pong: undefined }
+    return this.#handlers
+  }
+
   /** Replaces what happens when a close frame arrives; null restores the default (echo the code, then end TCP). */
   setCloseHandler (handler: CloseHandler | null): void {
-    this.#closeHandler = handler ?? undefined
+    this.#makeHandlers().close = handler ?? undefined
   }
 
   /** Replaces what happens when a ping arrives; null restores the default (answer with a pong of the same payload). */
   setPingHandler (handler: ControlHandler | null): void {
-    this.#pingHandler = handler ?? undefined
+    this.#makeHandlers().ping = handler ?? undefined
   }
 
   /** Replaces what happens when a pong arrives; null restores the default (nothing). */
   setPongHandler (handler: ControlHandler | null): void {
-    this.#pongHandler = handler ?? undefined
+    this.#makeHandlers().pong = handler ?? undefined
   }
 
-  readonly #defaultPing = (data: Buffer): void => {
-    if (this.#closeSent || this.#writeError !== undefined) return
-    this.#writeFrame(PongMessage, data)
-  }
-
-  #runControlHandler (handler: ControlHandler | undefined, data: Buffer, fallback: ControlHandler | undefined): void {
-    const chosen = handler ?? fallback
-    if (chosen === undefined) return
+  #runControlHandler (handler: ControlHandler | undefined, data: Buffer, isPing: boolean): void {
+    if (handler === undefined) {
+      // The default ping handler answers with a pong of the same payload; pongs are ignored.
+      if (isPing && !this.#is(Flag.CloseSent) && this.#writeError === undefined) this.#writeFrame(PongMessage, data)
+      return
+    }
     try {
-      const result = chosen(data)
+      const result = handler(data)
       if (result !== undefined) result.catch((error: unknown) => { this.#failRead(asError(error)) })
     } catch (error) {
       this.#failRead(asError(error))
@@ -516,7 +701,7 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #onCloseFrame (code: number, text: string): void {
-    this.#closeReceived = true
+    this.#set(Flag.CloseReceived, true)
     this.#failRead(new CloseError(code, text))
     // Messages that arrived before the close are already resolved to readers; answering on the
     // next turn lets the application's replies to them (an echo, say) go out before our close.
@@ -524,18 +709,18 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #runCloseHandler (code: number, text: string): void {
-    const handler = this.#closeHandler
+    const handler = this.#handlers?.close
     if (handler === undefined) {
       // gorilla's default: echo the code without a reason.
       // Not awaited: close() resolves when the socket has closed, and never rejects.
-      if (!this.#closeStarted) this.close(code, '')
+      if (!this.#is(Flag.CloseStarted)) this.close(code, '')
     } else {
       try {
         const result = handler(code, text)
         if (result !== undefined) result.catch(() => {})
       } catch {}
     }
-    if (this.#closeSent) this.#endSocket()
+    if (this.#is(Flag.CloseSent)) this.#endSocket()
   }
 
   // ---- Writing --------------------------------------------------------------------------------
@@ -552,7 +737,7 @@ export class Conn implements AsyncIterable<Message> {
       const payload = toPayload(data)
       if (payload === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
       const deflate = this.#deflate
-      if (deflate !== undefined && this.#compressWrites && deflate.shouldCompress(payloadLength(payload))) {
+      if (deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(payloadLength(payload))) {
         const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
         const queued = this.#enqueueWrite<void>(async () => {
           const compressed = await deflate.compress(bytes)
@@ -569,10 +754,24 @@ export class Conn implements AsyncIterable<Message> {
     return Promise.reject(new UsageError(`bad message type ${String(type)}`))
   }
 
-  /** Sends `value` as a JSON text message (no trailing newline, unlike gorilla's encoder). */
+  /**
+   * Sends `value` as a JSON text message (no trailing newline, unlike gorilla's encoder), or as the
+   * plugin's schema serializer writes it.
+   */
   writeJSON (value: unknown): Promise<void> {
-    const text = JSON.stringify(value)
-    if (text === undefined) return Promise.reject(new UsageError('value has no JSON representation'))
+    const encode = this.#json?.encode
+    let text: string | undefined
+    if (encode === undefined) {
+      text = JSON.stringify(value)
+      if (text === undefined) return Promise.reject(new UsageError('value has no JSON representation'))
+    } else {
+      try {
+        text = encode(value)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      if (typeof text !== 'string') return Promise.reject(new UsageError('the serializer did not return a string'))
+    }
     return this.writeMessage(TextMessage, text)
   }
 
@@ -582,7 +781,7 @@ export class Conn implements AsyncIterable<Message> {
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return Promise.reject(blocked)
     const deflate = this.#deflate
-    if (deflate !== undefined && this.#compressWrites && deflate.shouldCompress(message.data.length)) {
+    if (deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(message.data.length)) {
       const queued = this.#enqueueWrite<void>(async () => {
         // Compressed once for every connection with the same level and window, then sent as is.
         const frame = await message.compressedFrameFor(this.isServer, deflate.level, deflate.sendWindowBits)
@@ -593,9 +792,8 @@ export class Conn implements AsyncIterable<Message> {
       this.#flushQueue()
       return queued
     }
-    const run = (): boolean => this.#write(message.frameFor(this.isServer))
-    if (this.#writeBusy()) return this.#enqueueWrite(run, undefined)
-    return this.#afterWrite(run())
+    if (this.#writeBusy()) return this.#enqueueWrite(() => this.#write(message.frameFor(this.isServer)), undefined)
+    return this.#afterWrite(this.#write(message.frameFor(this.isServer)))
   }
 
   /**
@@ -629,7 +827,7 @@ export class Conn implements AsyncIterable<Message> {
     if (deadline !== undefined && +deadline <= Date.now()) return Promise.reject(new TimeoutError('control write deadline exceeded'))
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return Promise.reject(blocked)
-    if (type === CloseMessage) this.#closeSent = true
+    if (type === CloseMessage) this.#set(Flag.CloseSent, true)
     const flushed = this.#writeFrame(type, payload)
     if (type === CloseMessage) this.#afterCloseSent()
     if (flushed) return RESOLVED
@@ -639,17 +837,21 @@ export class Conn implements AsyncIterable<Message> {
 
   /** Every later write must be flushed by `deadline` (a Date or epoch ms; null clears), or the connection is torn down. */
   setWriteDeadline (deadline: Date | number | null): void {
-    this.#writeDeadline = deadline === null ? 0 : +deadline
-    if (this.#writeDeadline === 0 && this.#writeTimer !== undefined) {
-      clearTimeout(this.#writeTimer)
-      this.#writeTimer = undefined
+    const at = deadline === null ? 0 : +deadline
+    if (at === 0 && this.#timers === undefined) return
+    const timers = this.#makeTimers()
+    timers.writeDeadline = at
+    if (at === 0 && timers.write !== undefined) {
+      clearTimeout(timers.write)
+      timers.write = undefined
     }
   }
 
   #checkWritable (): Error | undefined {
     if (this.#writeError !== undefined) return this.#writeError
-    if (this.#closeSent || this.#closeStarted) return new CloseSentError()
-    if (this.#writeDeadline !== 0 && this.#writeDeadline <= Date.now()) {
+    if (this.#is(Flag.CloseSent | Flag.CloseStarted)) return new CloseSentError()
+    const deadline = this.#timers?.writeDeadline ?? 0
+    if (deadline !== 0 && deadline <= Date.now()) {
       this.#writeError = new TimeoutError('write deadline exceeded')
       return this.#writeError
     }
@@ -670,67 +872,70 @@ export class Conn implements AsyncIterable<Message> {
    * in one burst (echoing a batch of messages, say) leave in one system call.
    */
   #write (bytes: Buffer): boolean {
-    if (!this.#corked) {
-      this.#corked = true
+    if (!this.#is(Flag.Corked)) {
+      this.#flags |= Flag.Corked
       this.#socket.cork()
-      process.nextTick(this.#uncork)
+      process.nextTick(Conn.#uncork, this)
     }
     return this.#socket.write(bytes)
   }
 
-  readonly #uncork = (): void => {
-    this.#corked = false
-    this.#socket.uncork()
+  static #uncork (conn: Conn): void {
+    conn.#flags &= ~Flag.Corked
+    conn.#socket.uncork()
   }
 
   #afterWrite (flushed: boolean): Promise<void> {
     if (flushed) return RESOLVED
-    if (this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
+    const deadline = this.#timers?.writeDeadline ?? 0
+    if (deadline !== 0) this.#armWriteTimer(deadline)
     return this.#waitDrain()
   }
 
   /** The shared promise of the next 'drain'; only called right after a write, which never fails synchronously while corked. */
   #waitDrain (): Promise<void> {
     if (this.#drain === undefined) {
-      this.#drain = new Promise<void>((resolve, reject) => {
-        this.#drainResolve = resolve
-        this.#drainReject = reject
+      const drain = { promise: RESOLVED, resolve: () => {}, reject: (_error: Error) => {} }
+      drain.promise = new Promise<void>((resolve, reject) => {
+        drain.resolve = resolve
+        drain.reject = reject
       })
+      this.#drain = drain
     }
-    return this.#drain
+    return this.#drain.promise
   }
 
   #armWriteTimer (deadline: number): void {
+    const timers = this.#makeTimers()
     // Several waiting writes may have deadlines (a writeControl's own, say): the soonest wins.
-    if (this.#writeTimer !== undefined) {
-      if (deadline >= this.#writeTimerDeadline) return
-      clearTimeout(this.#writeTimer)
+    if (timers.write !== undefined) {
+      if (deadline >= timers.writeAt) return
+      clearTimeout(timers.write)
     }
-    this.#writeTimerDeadline = deadline
-    this.#writeTimer = setTimeout(() => {
+    timers.writeAt = deadline
+    timers.write = setTimeout(() => {
       // Armed only after a write that did not flush, and cleared by 'drain' or 'finish': bytes still wait.
-      this.#writeTimer = undefined
+      timers.write = undefined
       this.#writeError ??= new TimeoutError('write deadline exceeded')
       this.#socket.destroy()
     }, Math.max(0, deadline - Date.now()))
-    this.#writeTimer.unref()
+    timers.write.unref()
   }
 
-  readonly #onDrain = (): void => {
-    if (this.#writeTimer !== undefined) {
-      clearTimeout(this.#writeTimer)
-      this.#writeTimer = undefined
+  #onDrain (): void {
+    const timers = this.#timers
+    if (timers?.write !== undefined) {
+      clearTimeout(timers.write)
+      timers.write = undefined
     }
-    const resolve = this.#drainResolve
+    const drain = this.#drain
     this.#drain = undefined
-    this.#drainResolve = undefined
-    this.#drainReject = undefined
-    if (resolve !== undefined) resolve()
+    drain?.resolve()
   }
 
   /** Why a write accepted earlier can no longer go out (a close frame or a failure came first). */
   #writeEnded (): Error | undefined {
-    return this.#writeError ?? (this.#closeSent ? new CloseSentError() : undefined)
+    return this.#writeError ?? (this.#is(Flag.CloseSent) ? new CloseSentError() : undefined)
   }
 
   /** After a compression: a close frame written meanwhile must stay the last frame. */
@@ -741,12 +946,12 @@ export class Conn implements AsyncIterable<Message> {
 
   /** Whether a write must queue behind an open writer, a compression or earlier queued writes. */
   #writeBusy (): boolean {
-    return this.#writer !== undefined || this.#compressing || this.#writeQueue.length > 0
+    return this.#writer !== undefined || this.#is(Flag.Compressing) || this.#queueHead !== undefined
   }
 
   /** Turns compression of later messages on or off; it has no effect when none was negotiated. */
   enableWriteCompression (enable: boolean): void {
-    this.#compressWrites = enable
+    this.#set(Flag.CompressWrites, enable)
   }
 
   /** Sets the zlib level (0-9) of messages compressed from now on; throws a RangeError otherwise. */
@@ -762,20 +967,30 @@ export class Conn implements AsyncIterable<Message> {
 
   #enqueueWrite<T> (run: (() => boolean | Promise<boolean>) | undefined, writer: MessageWriter | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#writeQueue.push({ run, writer, resolve, reject })
+      const item: QueuedWrite = { run, writer, resolve, reject, next: undefined }
+      if (this.#queueTail === undefined) this.#queueHead = item
+      else this.#queueTail.next = item
+      this.#queueTail = item
     })
+  }
+
+  #shiftQueue (): QueuedWrite {
+    const item = this.#queueHead!
+    this.#queueHead = item.next
+    if (item.next === undefined) this.#queueTail = undefined
+    item.next = undefined
+    return item
   }
 
   /** Runs queued writes in order until the queue is empty or a writer takes the connection. */
   #flushQueue (): void {
-    const queue = this.#writeQueue
-    while (this.#writer === undefined && !this.#compressing && queue.length > 0) {
-      const item = queue.shift()!
+    while (this.#writer === undefined && !this.#is(Flag.Compressing) && this.#queueHead !== undefined) {
+      const item = this.#shiftQueue()
       if (this.#writeError !== undefined) {
         item.reject(this.#writeError)
         continue
       }
-      if (this.#closeSent) {
+      if (this.#is(Flag.CloseSent)) {
         item.reject(new CloseSentError())
         continue
       }
@@ -789,13 +1004,13 @@ export class Conn implements AsyncIterable<Message> {
         this.#afterWrite(result).then(item.resolve, item.reject)
         continue
       }
-      this.#compressing = true
+      this.#set(Flag.Compressing, true)
       result.then((flushed) => {
-        this.#compressing = false
+        this.#set(Flag.Compressing, false)
         this.#afterWrite(flushed).then(item.resolve, item.reject)
         this.#flushQueue()
       }, (error: unknown) => {
-        this.#compressing = false
+        this.#set(Flag.Compressing, false)
         item.reject(this.#writeError ?? asError(error))
         this.#flushQueue()
       })
@@ -814,12 +1029,13 @@ export class Conn implements AsyncIterable<Message> {
           if (error != null) this.#writeError ??= new WriteClosedError(`socket error: ${error.message}`)
           done(error == null ? error : this.#writeError)
         })
-        if (!flushed && this.#writeDeadline !== 0) this.#armWriteTimer(this.#writeDeadline)
+        const deadline = this.#timers?.writeDeadline ?? 0
+        if (!flushed && deadline !== 0) this.#armWriteTimer(deadline)
         return flushed
       },
       startCompression: (size) => {
         const deflate = this.#deflate
-        return deflate !== undefined && this.#compressWrites && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
+        return deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
       },
       cork: () => { this.#socket.cork() },
       uncork: () => { this.#socket.uncork() },
@@ -842,17 +1058,17 @@ export class Conn implements AsyncIterable<Message> {
    */
   close (code = 1000, reason = ''): Promise<void> {
     if (this.#pendingFailure !== undefined) this.#failConnection(this.#pendingFailure)
-    if (this.#closeStarted || this.#socketClosed) return this.closed
+    if (this.#is(Flag.CloseStarted | Flag.SocketClosed)) return this.closed
     const payload = formatCloseMessage(code, truncateUtf8(reason, MAX_CONTROL_PAYLOAD - 2))
-    this.#closeStarted = true
+    this.#set(Flag.CloseStarted, true)
     this.#armCloseTimer()
-    if (this.#closeSent || this.#writeError !== undefined) {
+    if (this.#is(Flag.CloseSent) || this.#writeError !== undefined) {
       this.#endSocket()
       return this.closed
     }
     // #flushQueue refuses queued writes once a close frame is out, so this runs at most once.
     const send = (): boolean => {
-      this.#closeSent = true
+      this.#set(Flag.CloseSent, true)
       const flushed = this.#writeFrame(CloseMessage, payload)
       this.#afterCloseSent()
       return flushed
@@ -872,13 +1088,14 @@ export class Conn implements AsyncIterable<Message> {
 
   #afterCloseSent (): void {
     this.#armCloseTimer()
-    if (this.#closeReceived) this.#endSocket()
+    if (this.#is(Flag.CloseReceived)) this.#endSocket()
   }
 
   #armCloseTimer (): void {
-    if (this.#closeTimer !== undefined || this.#socketClosed) return
-    this.#closeTimer = setTimeout(() => { this.#socket.destroy() }, this.#options.closeTimeout)
-    this.#closeTimer.unref()
+    if (this.#timers?.close !== undefined || this.#is(Flag.SocketClosed)) return
+    const timer = setTimeout(() => { this.#socket.destroy() }, this.#options.closeTimeout)
+    timer.unref()
+    this.#makeTimers().close = timer
   }
 
   /** Ends TCP once both close frames are out; what was written before is flushed first. */
@@ -890,9 +1107,8 @@ export class Conn implements AsyncIterable<Message> {
   /** Fails the connection (RFC 6455 §7.1.7): close frame with the error's code, then end TCP. */
   #failConnection (error: ProtocolError): void {
     this.#pendingFailure = undefined
-    if (!this.#closeSent && this.#writeError === undefined) {
-      this.#closeSent = true
-      this.#closeStarted = true
+    if (!this.#is(Flag.CloseSent) && this.#writeError === undefined) {
+      this.#set(Flag.CloseSent | Flag.CloseStarted, true)
       this.#writeFrame(CloseMessage, formatCloseMessage(error.closeCode, truncateUtf8(error.message, MAX_CONTROL_PAYLOAD - 2)))
     }
     this.#endSocket()
@@ -900,31 +1116,45 @@ export class Conn implements AsyncIterable<Message> {
 
   // ---- Socket events ----------------------------------------------------------------------------
 
-  readonly #onData = (chunk: Buffer): void => {
-    this.#parser.push(chunk)
+  // One function per event for every socket: `this` is the socket, which knows its connection.
+  static readonly #onSocketData = function (this: ConnSocket, chunk: Buffer): void {
+    this[kConn].#parser.push(chunk)
   }
 
-  readonly #onEnd = (): void => {
-    this.#parser.stop()
-    this.#failRead(new CloseError(1006, 'unexpected EOF'))
-    this.#endSocket()
+  static readonly #onSocketEnd = function (this: ConnSocket): void {
+    const conn = this[kConn]
+    conn.#parser.stop()
+    conn.#failRead(new CloseError(1006, 'unexpected EOF'))
+    conn.#endSocket()
   }
 
-  readonly #onError = (error: Error): void => {
-    this.#parser.stop()
-    this.#failRead(new CloseError(1006, error.message, { cause: error }))
-    this.#failWrite(new WriteClosedError(`socket error: ${error.message}`))
+  static readonly #onSocketError = function (this: ConnSocket, error: Error): void {
+    const conn = this[kConn]
+    conn.#parser.stop()
+    conn.#failRead(new CloseError(1006, error.message, { cause: error }))
+    conn.#failWrite(new WriteClosedError(`socket error: ${error.message}`))
   }
 
-  readonly #onClose = (): void => {
-    if (this.#socketClosed) return
-    this.#socketClosed = true
+  static readonly #onSocketClose = function (this: ConnSocket): void {
+    this[kConn].#onClose()
+  }
+
+  static readonly #onSocketDrain = function (this: ConnSocket): void {
+    this[kConn].#onDrain()
+  }
+
+  #onClose (): void {
+    if (this.#is(Flag.SocketClosed)) return
+    this.#set(Flag.SocketClosed, true)
     this.#parser.stop()
     this.#failRead(new CloseError(1006, 'unexpected EOF'))
     this.#failWrite(new WriteClosedError('connection closed'))
-    if (this.#inflating.length === 0) this.#deflate?.close()
-    for (const timer of [this.#closeTimer, this.#readTimer, this.#writeTimer]) {
-      if (timer !== undefined) clearTimeout(timer)
+    if (this.#inflating === undefined || this.#inflating.length === 0) this.#deflate?.close()
+    const timers = this.#timers
+    if (timers !== undefined) {
+      for (const timer of [timers.close, timers.read, timers.write]) {
+        if (timer !== undefined) clearTimeout(timer)
+      }
     }
     this.#resolveClosed?.()
   }
@@ -933,20 +1163,30 @@ export class Conn implements AsyncIterable<Message> {
   #failWrite (reason: Error): void {
     const error = this.#writeError ?? reason
     this.#writeError = error
-    const reject = this.#drainReject
+    const drain = this.#drain
     this.#drain = undefined
-    this.#drainResolve = undefined
-    this.#drainReject = undefined
-    if (reject !== undefined) reject(error)
-    for (const item of this.#writeQueue.splice(0)) item.reject(error)
+    drain?.reject(error)
+    let item = this.#queueHead
+    this.#queueHead = this.#queueTail = undefined
+    while (item !== undefined) {
+      const next: QueuedWrite | undefined = item.next
+      item.next = undefined
+      item.reject(error)
+      item = next
+    }
     this.#writer?.abort(error)
   }
 }
 
-function settle (read: PendingRead, value: unknown, error: Error | undefined): void {
+function settleValue (read: PendingRead, value: unknown): void {
   if (read.onAbort !== undefined) read.signal!.removeEventListener('abort', read.onAbort)
-  if (error !== undefined) read.reject(error)
-  else read.resolve(value)
+  read.resolve(read.kind === ReadKind.Iterate ? { value, done: false } : value)
+}
+
+function settleError (read: PendingRead, error: Error): void {
+  if (read.onAbort !== undefined) read.signal!.removeEventListener('abort', read.onAbort)
+  if (read.kind === ReadKind.Iterate && isCloseError(error, ...NORMAL_ENDS)) read.resolve({ value: undefined, done: true })
+  else read.reject(error)
 }
 
 function asError (value: unknown): Error {

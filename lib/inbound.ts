@@ -25,6 +25,8 @@ export class InboundMessage {
   discarded = false
   /** Called when data, the end or an error arrives for a waiting streaming reader. */
   wake: (() => void) | undefined
+  /** The message received after this one while both wait in the connection's inbox. */
+  next: InboundMessage | undefined
 
   private pieces: Buffer[] = []
   private block: Buffer | undefined

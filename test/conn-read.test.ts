@@ -219,6 +219,37 @@ t.test('an aborted signal rejects only that read', async (t) => {
   t.equal((await conn.readMessage()).data.toString(), 'still fine', 'aborting a finished read changes nothing')
 })
 
+t.test('aborting a read in the middle or at the end of the queue keeps the others in order', async (t) => {
+  const { conn, peer, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  const middle = new AbortController()
+  const last = new AbortController()
+  const first = conn.readMessage()
+  const second = conn.readMessage({ signal: middle.signal })
+  const third = conn.readMessage()
+  const fourth = conn.readMessage({ signal: last.signal })
+  middle.abort(new Error('middle'))
+  last.abort(new Error('last'))
+  await t.rejects(second, { message: 'middle' })
+  await t.rejects(fourth, { message: 'last' })
+  const fifth = conn.readMessage()
+  peer.write(Buffer.concat(['one', 'two', 'three'].map((payload) => clientFrame({ opcode: TEXT, payload }))))
+  t.same([await first, await third, await fifth].map((m) => m.data.toString()), ['one', 'two', 'three'])
+})
+
+t.test('leaving a for-await loop early loses no message', async (t) => {
+  const { conn, peer, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  peer.write(Buffer.concat(['a', 'b', 'c'].map((payload) => clientFrame({ opcode: TEXT, payload }))))
+  const seen: string[] = []
+  for await (const message of conn) {
+    seen.push(message.data.toString())
+    if (seen.length === 2) break
+  }
+  t.same(seen, ['a', 'b'])
+  t.equal((await conn.readMessage()).data.toString(), 'c', 'the next read gets the next message')
+})
+
 t.test('a protocol error still delivers the complete messages before it', async (t) => {
   const { conn, peer, cleanup } = await rawPeer({ closeTimeout: 50 })
   t.teardown(cleanup)

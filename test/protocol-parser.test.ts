@@ -111,6 +111,12 @@ class CheckingSink implements FrameSink {
     this.take('end')
   }
 
+  onWholeMessage (type: number, payload: Buffer): void {
+    this.onMessageStart(type, false)
+    if (payload.length > 0) this.onMessageData(payload)
+    this.onMessageEnd()
+  }
+
   onPing (payload: Buffer): void {
     const event = this.take('ping')
     if (event?.kind === 'ping' && !event.bytes.equals(payload)) this.note('ping payload differs')
@@ -528,7 +534,9 @@ t.test('length rules', async (t) => {
     }
     t.test(`${role}: 64-bit length 2^53 - 1 with readLimit 0 is accepted`, async (t) => {
       const { sink, parser } = run(role, [build(role, [{ opcode: 2, encoding: 64, length: 2n ** 53n - 1n }])])
-      t.same(shape(sink.events), shape([startBinary]), 'the header is accepted')
+      // A one-frame message is reported with its first payload byte (it may still arrive whole).
+      t.same(sink.events, [], 'the header is accepted')
+      t.equal(parser.isFailed, false)
       parser.push(Buffer.from('abc'))
       t.same(sink.events.map((e) => e.kind === 'data' ? e.bytes.length : e.kind), ['start', 3], 'payload follows')
       t.equal(parser.isFailed, false)
@@ -555,7 +563,8 @@ t.test('length rules', async (t) => {
         const whole = run(role, [header], { readLimit: limit })
         t.same(shape(whole.sink.events), [err(1009)], 'header in one chunk')
         const atLimit = run(role, [build(role, [{ opcode: 2, length: limit }])], { readLimit: limit })
-        t.same(atLimit.sink.events, [startBinary], 'a length equal to the limit passes')
+        t.same(atLimit.sink.events, [], 'a length equal to the limit passes')
+        t.equal(atLimit.parser.isFailed, false)
       })
     }
     t.test(`${role}: readLimit applies to text, binary and non-minimal encodings`, async (t) => {
@@ -721,7 +730,8 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
       const sink = new RecordingSink()
       const parser = new FrameParser(sink, optionsFor(role))
       parser.push(Buffer.from(stream.subarray(0, stream.length - 2)))
-      t.same(shape(sink.events), shape([startText]).concat(err(1007)))
+      // A one-frame message is reported with its first valid piece, so nothing precedes the error.
+      t.same(shape(sink.events), [err(1007)])
     })
     t.test(`${role}: bad bytes after good ones in a later chunk`, async (t) => {
       const stream = build(role, [{ opcode: 1, payload: 'good' + '\u00ff' }])
@@ -753,7 +763,7 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
       // The validator is reset at each start: a lone continuation byte in the next message fails.
       const specs: FrameSpec[] = [{ opcode: 1, fin: false, payload: 'x' }, { opcode: 0, payload: '€' }, { opcode: 1, payload: Buffer.from([0xac]) }]
       const stream = build(role, specs)
-      expectFailure(t, role, stream, { closeCode: 1007, before: [startText, data('x€'), { kind: 'end' }, startText] })
+      expectFailure(t, role, stream, { closeCode: 1007, before: [startText, data('x€'), { kind: 'end' }] })
     })
     t.test(`${role}: compressed text is not checked by the parser`, async (t) => {
       const { sink } = run(role, [build(role, [{ opcode: 1, rsv1: true, fin: false, payload: Buffer.from([0xff]) }, { opcode: 0, payload: Buffer.from([0xc0]) }])], { allowRsv1: true })
@@ -824,7 +834,7 @@ t.test('close frames', async (t) => {
 
 t.test('stop() from inside a sink call', async (t) => {
   for (const role of ROLES) {
-    const stream = build(role, [{ opcode: 1, payload: 'abc' }, { opcode: 9 }, { opcode: 2, payload: 'def' }])
+    const stream = build(role, [{ opcode: 1, fin: false, payload: 'abc' }, { opcode: 0, payload: 'x' }, { opcode: 9 }, { opcode: 2, payload: 'def' }])
     const onStart = new RecordingSink()
     const p1 = new FrameParser(onStart, optionsFor(role))
     onStart.after = (event) => { if (event.kind === 'start') p1.stop() }
@@ -835,8 +845,15 @@ t.test('stop() from inside a sink call', async (t) => {
     const onEmptyStart = new RecordingSink()
     const p3 = new FrameParser(onEmptyStart, optionsFor(role))
     onEmptyStart.after = (event) => { if (event.kind === 'start') p3.stop() }
-    p3.push(build(role, [{ opcode: 2 }, { opcode: 9 }]))
+    p3.push(build(role, [{ opcode: 2, fin: false }, { opcode: 0 }, { opcode: 9 }]))
     t.same(onEmptyStart.events, [startBinary], `${role}: stop in onMessageStart of an empty message: no end either`)
+
+    const onWhole = new RecordingSink()
+    const p4 = new FrameParser(onWhole, optionsFor(role))
+    onWhole.after = (event) => { if (event.kind === 'end') p4.stop() }
+    p4.push(build(role, [{ opcode: 1, payload: 'abc' }, { opcode: 9 }, { opcode: 2, payload: 'def' }]))
+    t.equal(onWhole.wholeMessages, 1, `${role}: the one-frame message came whole`)
+    t.same(showEvents(onWhole.events), showEvents([startText, data('abc'), { kind: 'end' }]), `${role}: stop in onWholeMessage ignores the rest`)
 
     const onPing = new RecordingSink()
     const p2 = new FrameParser(onPing, optionsFor(role))
@@ -893,6 +910,7 @@ t.test('control payloads are copies that stay valid', async (t) => {
       onMessageStart () {},
       onMessageData () {},
       onMessageEnd () {},
+      onWholeMessage () {},
       onPing (payload) { payloads.push(payload) },
       onPong (payload) { payloads.push(payload) },
       onClose () {},
@@ -935,6 +953,7 @@ t.test('bounded memory: 100,000 one-byte fragments', async (t) => {
       onMessageStart () { starts++ },
       onMessageData (piece) { pieces.push(piece) },
       onMessageEnd () { ends++ },
+      onWholeMessage () { throw new Error('a fragmented message is not whole') },
       onPing () {},
       onPong () {},
       onClose () {},
@@ -963,5 +982,19 @@ t.test('bounded memory: 100,000 one-byte fragments', async (t) => {
     limited.push(pristine.subarray((count - 1) * frameSize))
     t.equal(errors[0]?.closeCode, 1009, `${role}: fragment ${count} fails`)
     t.equal(piecesBeforeError, count - 1, `${role}: its byte is not delivered`)
+  }
+})
+
+t.test('a one-frame message whose payload is in one chunk is reported whole, in one call', async (t) => {
+  for (const role of ROLES) {
+    const stream = build(role, [{ opcode: 1, payload: 'abc' }, { opcode: 2 }, { opcode: 2, payload: 'defg' }])
+    const whole = run(role, [stream])
+    t.equal(whole.sink.wholeMessages, 3, `${role}: three whole messages, the empty one too`)
+    t.same(showEvents(whole.sink.events), showEvents([startText, data('abc'), { kind: 'end' }, startBinary, { kind: 'end' }, startBinary, data('defg'), { kind: 'end' }]))
+    const split = run(role, [stream.subarray(0, stream.length - 2), stream.subarray(stream.length - 2)])
+    t.equal(split.sink.wholeMessages, 2, `${role}: a payload cut by the chunk boundary is reported in pieces`)
+    t.same(showEvents(mergeData(split.sink.events)), showEvents(whole.sink.events), `${role}: with the same events`)
+    const compressed = run(role, [build(role, [{ opcode: 1, rsv1: true, payload: 'x' }])], { allowRsv1: true })
+    t.equal(compressed.sink.wholeMessages, 0, `${role}: a compressed message goes through start, data and end`)
   }
 })

@@ -1,7 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Conn, ReadOptions } from '../conn.js'
-import { TextMessage } from '../protocol/constants.js'
-import { UsageError } from '../protocol/errors.js'
+import { useJsonCodec, type Conn, type JsonCodec as ConnJsonCodec } from '../conn.js'
 import type { InvalidMessagePolicy } from './options.js'
 
 /**
@@ -67,35 +65,38 @@ export function compileCodec (request: FastifyRequest, reply: FastifyReply, sche
  * properties the schema names are ever sent.
  */
 export function installJsonCodec (conn: Conn, codec: JsonCodec, policy: InvalidMessagePolicy): void {
-  const reject = (error: MessageValidationError): never => {
-    if (policy === 'close') conn.close(error.closeCode, error.reason)
-    throw error
+  useJsonCodec(conn, new RouteJsonCodec(codec, policy))
+}
+
+/** A route's compiled schemas as the connection's JSON codec: one object, no closures per connection. */
+class RouteJsonCodec implements ConnJsonCodec {
+  readonly #validate: Validator | undefined
+  readonly #policy: InvalidMessagePolicy
+  readonly encode: ((value: unknown) => string) | undefined
+
+  constructor (codec: JsonCodec, policy: InvalidMessagePolicy) {
+    this.#validate = codec.validate
+    this.#policy = policy
+    const serialize = codec.serialize
+    this.encode = serialize === undefined ? undefined : (value) => serialize(value as never)
   }
-  conn.readJSON = async function readJSON<T> (options?: ReadOptions): Promise<T> {
-    const { data } = await conn.readMessage(options)
+
+  async decode (conn: Conn, data: Buffer): Promise<unknown> {
     let value: unknown
     try {
       value = JSON.parse(data.toString())
     } catch (err) {
-      return reject(new MessageValidationError('invalid JSON', undefined, { cause: err }))
+      return this.#refuse(conn, new MessageValidationError('invalid JSON', undefined, { cause: err }))
     }
-    if (codec.validate === undefined) return value as T
-    const outcome = await runValidator(codec.validate, value)
-    if (outcome instanceof MessageValidationError) return reject(outcome)
-    return outcome.value as T
+    if (this.#validate === undefined) return value
+    const outcome = await runValidator(this.#validate, value)
+    if (outcome instanceof MessageValidationError) return this.#refuse(conn, outcome)
+    return outcome.value
   }
-  const serialize = codec.serialize
-  if (serialize !== undefined) {
-    conn.writeJSON = function writeJSON (value: unknown): Promise<void> {
-      let text: string
-      try {
-        text = serialize(value as never)
-      } catch (err) {
-        return Promise.reject(err)
-      }
-      if (typeof text !== 'string') return Promise.reject(new UsageError('the serializer did not return a string'))
-      return conn.writeMessage(TextMessage, text)
-    }
+
+  #refuse (conn: Conn, error: MessageValidationError): never {
+    if (this.#policy === 'close') conn.close(error.closeCode, error.reason)
+    throw error
   }
 }
 

@@ -13,6 +13,11 @@ export interface FrameSink {
   onMessageData (piece: Buffer): void
   /** The final frame of the current data message ended. */
   onMessageEnd (): void
+  /**
+   * An uncompressed message that is one frame whose payload arrived in one piece; called instead
+   * of start, data and end, so the commonest message costs one call.
+   */
+  onWholeMessage (type: DataMessageType, payload: Buffer): void
   onPing (payload: Buffer): void
   onPong (payload: Buffer): void
   /** A valid close frame; `code` is 1005 when it carried no status. */
@@ -78,6 +83,10 @@ export class FrameParser {
   private messageFragments = 0
   private checkText = false
   private wholeMessageFrame = false
+  /** A one-frame uncompressed message whose start is not yet reported: it may still arrive whole. */
+  private startPending = false
+  /** The current frame was reported through onWholeMessage; its end is not reported again. */
+  private deliveredWhole = false
   private readonly utf8 = new Utf8Validator()
 
   constructor (sink: FrameSink, options: FrameParserOptions) {
@@ -230,8 +239,12 @@ export class FrameParser {
         this.checkText = this.messageType === TextMessage && !this.messageCompressed && this.options.validateUtf8
         this.wholeMessageFrame = this.fin
         if (this.checkText) this.utf8.reset()
-        this.sink.onMessageStart(this.messageType, this.messageCompressed)
-        if (this.failed) return
+        if (this.fin && !this.messageCompressed) {
+          this.startPending = true
+        } else {
+          this.sink.onMessageStart(this.messageType, this.messageCompressed)
+          if (this.failed) return
+        }
       } else {
         this.wholeMessageFrame = false
       }
@@ -255,17 +268,26 @@ export class FrameParser {
     } else {
       const piece = offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end)
       if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
+      const whole = this.wholeMessageFrame && take === this.frameLength
       if (this.checkText) {
-        const valid = this.wholeMessageFrame && take === this.frameLength
-          ? isUtf8(piece)
-          : this.utf8.push(piece)
-        if (!valid) {
+        if (!(whole ? isUtf8(piece) : this.utf8.push(piece))) {
           this.fail('invalid UTF-8 in text message', 1007, 'ERR_WS_INVALID_UTF8')
           return chunk.length
         }
-        if (this.wholeMessageFrame && take === this.frameLength) this.checkText = false
+        if (whole) this.checkText = false
       }
-      this.sink.onMessageData(piece)
+      if (this.startPending) {
+        this.startPending = false
+        if (whole) {
+          this.deliveredWhole = true
+          this.sink.onWholeMessage(this.messageType as DataMessageType, piece)
+        } else {
+          this.sink.onMessageStart(this.messageType as DataMessageType, false)
+          this.sink.onMessageData(piece)
+        }
+      } else {
+        this.sink.onMessageData(piece)
+      }
     }
     this.remaining -= take
     if (this.remaining === 0) this.endFrame()
@@ -281,10 +303,19 @@ export class FrameParser {
         this.fail('text message ends inside a UTF-8 character', 1007, 'ERR_WS_INVALID_UTF8')
         return
       }
+      const type = this.messageType as DataMessageType
       this.messageType = 0
       this.messageLength = 0
       this.messageFragments = 0
-      this.sink.onMessageEnd()
+      if (this.deliveredWhole) {
+        this.deliveredWhole = false
+      } else if (this.startPending) {
+        // An empty one-frame message.
+        this.startPending = false
+        this.sink.onWholeMessage(type, EMPTY)
+      } else {
+        this.sink.onMessageEnd()
+      }
       return
     }
     const payload = this.controlFilled === 0 ? EMPTY : Buffer.from(this.controlScratch!.subarray(0, this.controlFilled))

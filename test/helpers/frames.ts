@@ -119,6 +119,8 @@ export class RecordingSink implements FrameSink {
   readonly errors: ProtocolError[] = []
   /** Called after every recorded event; tests use it to act from inside a callback. */
   after?: (event: SinkEvent) => void
+  /** How many messages came through onWholeMessage (recorded as start, data, end). */
+  wholeMessages = 0
 
   private record (event: SinkEvent): void {
     this.events.push(event)
@@ -136,6 +138,13 @@ export class RecordingSink implements FrameSink {
 
   onMessageEnd (): void {
     this.record({ kind: 'end' })
+  }
+
+  onWholeMessage (type: DataMessageType, payload: Buffer): void {
+    this.wholeMessages++
+    this.onMessageStart(type, false)
+    if (payload.length > 0) this.onMessageData(payload)
+    this.onMessageEnd()
   }
 
   onPing (payload: Buffer): void {
