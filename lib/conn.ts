@@ -135,6 +135,10 @@ const NORMAL_ENDS = [1000, 1001, 1005]
 /** Where a socket keeps its connection, so one set of listener functions serves every socket. */
 const kConn = Symbol('fastify-wsconn.conn')
 type ConnSocket = Duplex & { [kConn]: Conn }
+/** Counts the ticks in which frames were written; see Conn's #write. */
+let writeTick = 1
+let tickEndScheduled = false
+const corkedThisTick: Conn[] = []
 let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
 
 /** Makes `readJSON`/`writeJSON` of `conn` go through `codec` (undefined restores plain JSON). */
@@ -191,6 +195,8 @@ export class Conn implements AsyncIterable<Message> {
   #queueHead: QueuedWrite | undefined
   #queueTail: QueuedWrite | undefined
   #drain: Deferred | undefined
+  /** The write tick of this connection's last frame (see #write). */
+  #writeTick = 0
 
   /** A protocol error whose close frame is about to be sent; it wins over an application's close(). */
   #pendingFailure: ProtocolError | undefined
@@ -860,29 +866,47 @@ export class Conn implements AsyncIterable<Message> {
 
   #writeFrame (opcode: number, payload: Buffer | string): boolean {
     if (this.isServer && typeof payload !== 'string' && payload.length > MERGE_LIMIT) {
-      // Big payloads go out beside their header (one writev while corked) instead of being copied.
+      // Big payloads go out beside their header in one writev instead of being copied.
+      const socket = this.#socket
+      socket.cork()
       this.#write(encodeHeader(opcode, true, false, payload.length))
-      return this.#write(payload)
+      const flushed = socket.write(payload)
+      socket.uncork()
+      return flushed
     }
     return this.#write(encodeFrame(opcode, true, false, payload, !this.isServer))
   }
 
   /**
-   * Writes with the socket corked until the end of this tick, so the frames an application writes
-   * in one burst (echoing a batch of messages, say) leave in one system call.
+   * Writes the first frame of a tick at once; later frames of the same tick wait in the corked
+   * socket until the tick ends, so a burst (echoing a batch of messages, say) leaves in one more
+   * system call instead of one per frame.
    */
   #write (bytes: Buffer): boolean {
-    if (!this.#is(Flag.Corked)) {
+    if (this.#writeTick !== writeTick) {
+      this.#writeTick = writeTick
+      if (!tickEndScheduled) {
+        tickEndScheduled = true
+        process.nextTick(Conn.#endWriteTick)
+      }
+    } else if (!this.#is(Flag.Corked)) {
       this.#flags |= Flag.Corked
       this.#socket.cork()
-      process.nextTick(Conn.#uncork, this)
+      corkedThisTick.push(this)
     }
     return this.#socket.write(bytes)
   }
 
-  static #uncork (conn: Conn): void {
-    conn.#flags &= ~Flag.Corked
-    conn.#socket.uncork()
+  static #endWriteTick (): void {
+    writeTick++
+    tickEndScheduled = false
+    // Uncorking may run callbacks that write again: those count in the next tick.
+    for (let i = 0; i < corkedThisTick.length; i++) {
+      const conn = corkedThisTick[i]!
+      conn.#flags &= ~Flag.Corked
+      conn.#socket.uncork()
+    }
+    corkedThisTick.length = 0
   }
 
   #afterWrite (flushed: boolean): Promise<void> {
@@ -892,8 +916,10 @@ export class Conn implements AsyncIterable<Message> {
     return this.#waitDrain()
   }
 
-  /** The shared promise of the next 'drain'; only called right after a write, which never fails synchronously while corked. */
+  /** The shared promise of the next 'drain', called right after a write that did not flush. */
   #waitDrain (): Promise<void> {
+    // A transport may fail inside write(): no 'drain' will come then.
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError)
     if (this.#drain === undefined) {
       const drain = { promise: RESOLVED, resolve: () => {}, reject: (_error: Error) => {} }
       drain.promise = new Promise<void>((resolve, reject) => {
