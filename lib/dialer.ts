@@ -31,7 +31,7 @@ export interface DialOptions extends ConnOptions {
   origin?: string
   /**
    * Offer permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover
-   * and window bits to ask for, `level`, `memLevel`, `threshold`, `idleTimeout`). A server may
+   * and window bits to ask for, `level`, `memLevel`, `threshold`, `idleTimeout`, `syncLimit`). A server may
    * decline; an answer outside the offer fails the handshake. Default false.
    */
   compression?: boolean | CompressionOptions

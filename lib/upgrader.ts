@@ -58,7 +58,7 @@ export interface UpgraderOptions extends ConnOptions {
   onError?: (info: UpgradeErrorInfo) => void
   /**
    * permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover and window
-   * bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`). An offer the server cannot
+   * bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`, `syncLimit`). An offer the server cannot
    * accept is declined and the connection goes on uncompressed. Default false.
    */
   compression?: boolean | CompressionOptions

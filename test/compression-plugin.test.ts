@@ -77,7 +77,7 @@ t.test('route settings replace the plugin\'s', async (t) => {
 
 t.test('bad compression settings are refused when the plugin loads or the route is declared', async (t) => {
   for (const [setting, error] of [['yes', TypeError], [[], TypeError], [{ level: 12 }, RangeError], [{ memLevel: 0 }, RangeError],
-    [{ threshold: -1 }, RangeError], [{ idleTimeout: 1.5 }, RangeError], [{ serverMaxWindowBits: 16 }, RangeError]] as const) {
+    [{ threshold: -1 }, RangeError], [{ idleTimeout: 1.5 }, RangeError], [{ syncLimit: -1 }, RangeError], [{ serverMaxWindowBits: 16 }, RangeError]] as const) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(fastifyWsconn, { compression: setting as never }) }, error, `plugin compression ${JSON.stringify(setting)}`)
     await app.close()

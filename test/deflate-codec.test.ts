@@ -1,57 +1,8 @@
 import t from 'tap'
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib'
-import { PerMessageDeflate, compressStandalone, type InflateTarget } from '../lib/deflate/codec.js'
-import type { AgreedParams } from '../lib/deflate/negotiation.js'
+import { PerMessageDeflate, compressStandalone } from '../lib/deflate/codec.js'
 import { ProtocolError, ReadLimitError, WriteClosedError } from '../lib/protocol/errors.js'
-import { prng } from './helpers/frames.js'
-
-const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff])
-const WORDS = ['alpha', 'beta', 'gamma', 'delta', '"id":', '"name":', '{', '}', ',', 'websocket', 'deflate', '\u00e9t\u00e9', '\u2603']
-
-/** Compressible UTF-8 text of exactly `length` bytes (JSON-like words from a seeded generator). */
-function text (length: number, seed = 1): Buffer {
-  const random = prng(seed)
-  const parts: string[] = []
-  let size = 0
-  while (size < length) {
-    const word = WORDS[Math.floor(random() * WORDS.length)]! + (random() < 0.3 ? String(Math.floor(random() * 1000)) : ' ')
-    parts.push(word)
-    size += Buffer.byteLength(word)
-  }
-  const bytes = Buffer.from(parts.join(''))
-  // Cut on an ASCII byte so the text stays valid UTF-8, then pad with spaces.
-  let cut = length
-  while (cut > 0 && bytes[cut - 1]! >= 0x80) cut--
-  return Buffer.concat([bytes.subarray(0, cut), Buffer.alloc(length - cut, 0x20)])
-}
-
-function agreed (overrides: Partial<AgreedParams> = {}): AgreedParams {
-  return { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, ...overrides }
-}
-
-/** A server and a client codec that agreed on `params`. */
-function pair (params: AgreedParams, options: ConstructorParameters<typeof PerMessageDeflate>[2] = {}): { server: PerMessageDeflate, client: PerMessageDeflate, close: () => void } {
-  const server = new PerMessageDeflate(params, true, options)
-  const client = new PerMessageDeflate(params, false, options)
-  return { server, client, close: () => { server.close(); client.close() } }
-}
-
-/** Collects what an inflation delivers. */
-function recorder (): InflateTarget & { chunks: Buffer[], consumed: number, ended: boolean, error: ProtocolError | undefined, done: Promise<void> } {
-  let settle!: () => void
-  const record = {
-    chunks: [] as Buffer[],
-    consumed: 0,
-    ended: false,
-    error: undefined as ProtocolError | undefined,
-    done: new Promise<void>((resolve) => { settle = resolve }),
-    onData: (chunk: Buffer) => { record.chunks.push(chunk) },
-    onEnd: () => { record.ended = true; settle() },
-    onError: (error: ProtocolError) => { record.error = error; settle() },
-    onConsumed: (bytes: number) => { record.consumed += bytes }
-  }
-  return record
-}
+import { TAIL, agreed, pair, recorder, text } from './helpers/deflate.js'
 
 t.test('round trips at every size, window and context mode, in both directions', async (t) => {
   const sizes = [0, 1, 1023, 1024, 64 * 1024, 1024 * 1024]

@@ -3,8 +3,8 @@ import { Decompressor, type InflateTarget, type MessageInflation } from './decom
 import { zlibLimiter, type ZlibLimiter } from './limiter.js'
 import type { AgreedParams } from './negotiation.js'
 import {
-  DEFAULT_COMPRESSION_LEVEL, DEFAULT_CONTEXT_THRESHOLD, DEFAULT_IDLE_TIMEOUT, DEFAULT_MEM_LEVEL, DEFAULT_THRESHOLD,
-  checkRange, zlibWindowBits, type PerMessageDeflateOptions
+  DEFAULT_COMPRESSION_LEVEL, DEFAULT_CONTEXT_THRESHOLD, DEFAULT_IDLE_TIMEOUT, DEFAULT_MEM_LEVEL, DEFAULT_SYNC_LIMIT,
+  DEFAULT_THRESHOLD, checkRange, checkSyncLimit, zlibWindowBits, type PerMessageDeflateOptions
 } from './options.js'
 
 export type { InflateTarget, MessageDeflation, MessageInflation }
@@ -30,6 +30,7 @@ export class PerMessageDeflate {
     this.params = params
     this.isServer = isServer
     const limiter = options.limiter ?? zlibLimiter
+    const syncLimit = checkSyncLimit(options.syncLimit ?? DEFAULT_SYNC_LIMIT)
     const sendNoContextTakeover = isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover
     this.#compressor = new Compressor({
       windowBits: zlibWindowBits(isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits),
@@ -37,12 +38,14 @@ export class PerMessageDeflate {
       level: options.level ?? DEFAULT_COMPRESSION_LEVEL,
       memLevel: options.memLevel ?? DEFAULT_MEM_LEVEL,
       idleTimeout: checkRange('idleTimeout', options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 0, 2 ** 31 - 1),
+      syncLimit,
       limiter
     })
     this.#decompressor = new Decompressor({
       windowBits: zlibWindowBits(isServer ? params.clientMaxWindowBits : params.serverMaxWindowBits),
       noContextTakeover: isServer ? params.clientNoContextTakeover : params.serverNoContextTakeover,
       readLimit: options.readLimit ?? (() => 0),
+      syncLimit,
       limiter
     })
     this.threshold = checkRange('threshold', options.threshold ?? (sendNoContextTakeover ? DEFAULT_THRESHOLD : DEFAULT_CONTEXT_THRESHOLD), 0, Number.MAX_SAFE_INTEGER)
@@ -94,6 +97,19 @@ export class PerMessageDeflate {
    */
   compress (data: Buffer): Promise<Buffer> {
     return this.#compressor.compress(data)
+  }
+
+  /**
+   * Compresses a whole message on the calling thread and returns the payload `compress` would
+   * resolve with, or undefined when the caller must use `compress` instead: the message is larger
+   * than `syncLimit`, a message compressed before it (`compress`, `startCompress`) has not finished,
+   * the codec is closed, or the runtime lacks Node's sync zlib entry (an empty message, which needs
+   * no zlib, is answered all the same). Either way the messages keep their call order and the
+   * compression history. Throws what `compress` would reject with (a zlib failure, never seen with
+   * valid settings).
+   */
+  compressSync (data: Buffer): Buffer | undefined {
+    return this.#compressor.compressSync(data)
   }
 
   /** Starts a message compressed in pieces (a streaming writer); it runs after messages started before. */
@@ -172,6 +188,7 @@ export function compressStandalone (data: Buffer, options: StandaloneOptions = {
     level: options.level ?? DEFAULT_COMPRESSION_LEVEL,
     memLevel: options.memLevel ?? DEFAULT_MEM_LEVEL,
     idleTimeout: 0,
+    syncLimit: 0,
     limiter: options.limiter ?? zlibLimiter
   })
   return compressor.compress(data)

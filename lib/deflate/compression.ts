@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { acceptClientResponse, formatClientOffer, negotiateServer, resolveOptions, type AgreedParams, type DeflateNegotiationOptions } from './negotiation.js'
-import { checkLevel, checkMemLevel, checkRange, type PerMessageDeflateOptions } from './options.js'
+import { checkLevel, checkMemLevel, checkRange, checkSyncLimit, type PerMessageDeflateOptions } from './options.js'
 
 /**
  * The `compression` setting of Upgrader, Dialer, plugin and routes: what to negotiate and how to
@@ -24,6 +24,7 @@ export function resolveCompression (setting: boolean | CompressionOptions | unde
   if (options.memLevel !== undefined) checkMemLevel(options.memLevel)
   if (options.threshold !== undefined) checkRange('threshold', options.threshold, 0, Number.MAX_SAFE_INTEGER)
   if (options.idleTimeout !== undefined) checkRange('idleTimeout', options.idleTimeout, 0, 2 ** 31 - 1)
+  if (options.syncLimit !== undefined) checkSyncLimit(options.syncLimit)
   return options
 }
 
@@ -48,6 +49,6 @@ export function acceptCompression (header: string | readonly string[], options: 
 }
 
 function codecOptions (options: CompressionOptions): PerMessageDeflateOptions {
-  const { level, memLevel, threshold, idleTimeout } = options
-  return { level, memLevel, threshold, idleTimeout }
+  const { level, memLevel, threshold, idleTimeout, syncLimit } = options
+  return { level, memLevel, threshold, idleTimeout, syncLimit }
 }

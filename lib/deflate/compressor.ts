@@ -27,11 +27,18 @@ export interface CompressorSettings {
   memLevel: number
   /** Milliseconds idle before an own context is freed; 0 = never. */
   idleTimeout: number
+  /** Largest message `compressSync` compresses on the calling thread; 0 = never. */
+  syncLimit: number
   limiter: ZlibLimiter
 }
 
 const EMPTY = Buffer.alloc(0)
 const TAIL_LENGTH = 4
+/**
+ * zlib emits nothing for a sync flush right after another one, so an empty message is written by
+ * hand: an empty stored block, whose tail the receiver appends (RFC 7692 §7.2.3.6).
+ */
+const EMPTY_MESSAGE = [0x00]
 
 /**
  * The sending half of permessage-deflate for one connection. Messages are compressed one after the
@@ -45,11 +52,14 @@ export class Compressor {
   #level: number
   readonly #memLevel: number
   readonly #idleTimeout: number
+  readonly #syncLimit: number
   readonly #limiter: ZlibLimiter
   #own: ZlibContext | undefined
   #ownLevel = 0
   #idleTimer: NodeJS.Timeout | undefined
   #chain: Promise<void> = Promise.resolve()
+  /** Messages (and history resets) on the chain that have not finished: a sync job must wait for none. */
+  #pending = 0
   #closed = false
 
   constructor (settings: CompressorSettings) {
@@ -58,6 +68,7 @@ export class Compressor {
     this.#level = checkLevel(settings.level)
     this.#memLevel = checkMemLevel(settings.memLevel)
     this.#idleTimeout = settings.idleTimeout
+    this.#syncLimit = settings.syncLimit
     this.#limiter = settings.limiter
   }
 
@@ -80,11 +91,39 @@ export class Compressor {
     return this.start().end(data)
   }
 
+  /**
+   * Compresses a whole message on the calling thread, in order with the messages before it, and
+   * returns the same bytes `compress` would; undefined when the caller must use `compress`: the
+   * message is over `syncLimit`, an earlier message has not finished, the compressor is closed or
+   * the runtime has no sync zlib entry (an empty message needs none: it is answered all the same).
+   * Throws what `compress` would reject with.
+   */
+  compressSync (data: Buffer): Buffer | undefined {
+    if (this.#syncLimit === 0 || data.length > this.#syncLimit || this.#pending > 0 || this.#closed) return undefined
+    if (data.length === 0) return Buffer.from(EMPTY_MESSAGE)
+    const context = this.#take(true)
+    if (!context.canProcessSync) {
+      this.#putBack(context, true)
+      return undefined
+    }
+    const output: Buffer[] = []
+    try {
+      context.processSync(data, (chunk) => { output.push(chunk) })
+    } catch (error) {
+      this.#putBack(context, false)
+      throw error
+    }
+    this.#putBack(context, true)
+    const bytes = output.length === 1 ? output[0]! : Buffer.concat(output)
+    return bytes.subarray(0, bytes.length - TAIL_LENGTH)
+  }
+
   /** Starts the compression of one message; it runs after every message started before. */
   start (): MessageDeflation {
     const previous = this.#chain
     let release!: () => void
     this.#chain = new Promise<void>((resolve) => { release = resolve })
+    this.#pending++
     let steps: Promise<unknown> = previous
     let context: ZlibContext | undefined
     let finished = false
@@ -95,6 +134,7 @@ export class Compressor {
       finished = true
       if (context !== undefined) this.#putBack(context, clean)
       context = undefined
+      this.#pending--
       release()
     }
     const step = (input: Buffer, final: boolean): Promise<Buffer> => {
@@ -104,10 +144,8 @@ export class Compressor {
           if (this.#closed) throw new WriteClosedError('compressor closed')
           fed += input.length
           if (final && fed === 0) {
-            // zlib emits nothing for a sync flush right after another one, so an empty message is
-            // written by hand: an empty stored block, whose tail the receiver appends (§7.2.3.6).
             finish(true)
-            return Buffer.from([0x00])
+            return Buffer.from(EMPTY_MESSAGE)
           }
           context ??= this.#take()
           const taken = context
@@ -146,7 +184,16 @@ export class Compressor {
    */
   forgetHistory (): void {
     if (this.noContextTakeover) return
-    this.#chain = this.#chain.then(() => { this.#own?.reset() })
+    // Nothing queued: now is in order, and keeps the next message free to go synchronously.
+    if (this.#pending === 0) {
+      this.#resetOwn()
+      return
+    }
+    this.#pending++
+    this.#chain = this.#chain.then(() => {
+      this.#pending--
+      this.#resetOwn()
+    })
   }
 
   /** Frees the context; later compressions reject with WriteClosedError. */
@@ -155,12 +202,15 @@ export class Compressor {
     this.#dropOwn()
   }
 
-  #take (): ZlibContext {
+  #take (sync = false): ZlibContext {
     const settings: DeflateSettings = { level: this.#level, memLevel: this.#memLevel, windowBits: this.windowBits }
     if (this.noContextTakeover) return sharedContexts.take(deflateKey(settings), () => ZlibContext.deflate(settings))
-    // A message is starting: the idle timer must not free the context under it.
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
-    this.#idleTimer = undefined
+    // A message is starting: the idle timer must not free the context under it. No timer fires
+    // during a sync job, so that one merely refreshes it afterwards, which is cheaper.
+    if (!sync && this.#idleTimer !== undefined) {
+      clearTimeout(this.#idleTimer)
+      this.#idleTimer = undefined
+    }
     if (this.#own !== undefined && this.#ownLevel !== this.#level) this.#dropOwn()
     this.#ownLevel = this.#level
     this.#own ??= ZlibContext.deflate(settings)
@@ -181,8 +231,16 @@ export class Compressor {
     this.#armIdleTimer()
   }
 
+  #resetOwn (): void {
+    this.#own?.reset()
+  }
+
   #armIdleTimer (): void {
     if (this.#idleTimeout === 0) return
+    if (this.#idleTimer !== undefined) {
+      this.#idleTimer.refresh()
+      return
+    }
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined
       this.#dropOwn()

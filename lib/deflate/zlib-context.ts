@@ -1,4 +1,5 @@
 import { constants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib'
+import { canWriteSync, writeSync, type SyncResult } from './zlib-sync.js'
 
 /** Settings of a raw-deflate compressor; contexts with equal settings are interchangeable once reset. */
 export interface DeflateSettings {
@@ -13,7 +14,10 @@ export interface DeflateSettings {
  * resolves once zlib consumed it and emitted all the output it yields, handing every output chunk
  * to the job's sink as it appears, so a sink can stop a job in the middle (`abort`). The work runs
  * on the libuv threadpool in `chunkSize` steps: the event loop is never blocked, whatever the size.
- * Errors never escape as 'error' events: they reject the job, and the context is then broken.
+ * `processSync` does the same job on the calling thread, for small inputs; the owner must never
+ * start one while a `process` job is running (Node aborts the process on overlapping writes).
+ * Errors never escape as 'error' events: they reject (or throw from) the job, and the context is
+ * then broken.
  */
 export class ZlibContext {
   readonly stream: DeflateRaw | InflateRaw
@@ -26,6 +30,8 @@ export class ZlibContext {
   /** Input bytes handed to zlib since the last reset, and zlib's consumed count at that reset. */
   #fed = 0
   #consumedAtReset = 0
+  /** Input consumed by sync jobs, which bypass the stream and so its `bytesWritten`. */
+  #consumedSync = 0
 
   private constructor (stream: DeflateRaw | InflateRaw, key: string, deflate: boolean) {
     this.stream = stream
@@ -59,7 +65,12 @@ export class ZlibContext {
    * so the context must not be used for another message.
    */
   get finished (): boolean {
-    return this.stream.bytesWritten - this.#consumedAtReset < this.#fed
+    return this.#consumed() - this.#consumedAtReset < this.#fed
+  }
+
+  /** Whether `processSync` can run on this runtime (Node's undocumented sync entry is there). */
+  get canProcessSync (): boolean {
+    return canWriteSync(this.stream)
   }
 
   /**
@@ -91,6 +102,42 @@ export class ZlibContext {
     })
   }
 
+  /**
+   * The job of `process` (with a flush) run on the calling thread: `sink` sees every output chunk
+   * before this returns. Throws what `process` would reject with; the context is then broken.
+   * With `maxOutput` the job stops once more than that many bytes came out and zlib may have more
+   * for this input: the input not consumed yet is returned (maybe empty, when only output is left),
+   * to be fed next (`process` will do, on the threadpool). Undefined when the job is complete.
+   * Only when `canProcessSync`, and never while a `process` job runs.
+   */
+  processSync (input: Buffer, sink: (chunk: Buffer) => void, maxOutput = Infinity): Buffer | undefined {
+    if (this.#broken) throw new Error('zlib context closed')
+    let failure: Error | undefined
+    // `abort` or `close` from inside the sink lands here, and stops the job before zlib runs again.
+    this.#settle = (error) => { failure = error }
+    let result: SyncResult | Error | undefined
+    try {
+      result = writeSync(this.stream, input, (chunk) => {
+        sink(chunk)
+        return failure === undefined
+      }, maxOutput)
+      if (result instanceof Error) this.#fail(result)
+    } catch (error) {
+      // A sink that threw left the job half done: the history no longer matches the peer's.
+      this.#fail(error as Error)
+    }
+    this.#settle = undefined
+    if (failure !== undefined) throw failure
+    const { consumed, stopped } = result as SyncResult
+    this.#consumedSync += consumed
+    if (!stopped) {
+      this.#fed += input.length
+      return undefined
+    }
+    this.#fed += consumed
+    return input.subarray(consumed)
+  }
+
   /** Stops the running job with `error`, which its promise rejects with; the context is broken. */
   abort (error: Error): void {
     this.#fail(error)
@@ -100,12 +147,16 @@ export class ZlibContext {
   reset (): void {
     this.stream.reset()
     this.#fed = 0
-    this.#consumedAtReset = this.stream.bytesWritten
+    this.#consumedAtReset = this.#consumed()
   }
 
   /** Frees the native context; a running job rejects. */
   close (): void {
     this.#fail(new Error('zlib context closed'))
+  }
+
+  #consumed (): number {
+    return this.stream.bytesWritten + this.#consumedSync
   }
 
   #fail (error: Error): void {

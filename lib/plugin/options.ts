@@ -40,7 +40,7 @@ export interface RouteWebsocketOptions extends ConnOptions {
   headers?: Record<string, string | string[]>
   /**
    * permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover and
-   * window bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`). Default false.
+   * window bits to agree to, `level`, `memLevel`, `threshold`, `idleTimeout`, `syncLimit`). Default false.
    */
   compression?: boolean | CompressionOptions
   /**
