@@ -400,16 +400,17 @@ export class Conn implements AsyncIterable<Message> {
     return read
   }
 
+  /** Takes a waiting read out of the queue (its signal aborted; a settled read is no longer listening). */
   #removeRead (read: PendingRead): void {
-    let previous: PendingRead | undefined
-    for (let item = this.#readHead; item !== undefined; previous = item, item = item.next) {
-      if (item !== read) continue
-      if (previous === undefined) this.#readHead = item.next
-      else previous.next = item.next
-      if (this.#readTail === item) this.#readTail = previous
-      item.next = undefined
+    if (this.#readHead === read) {
+      this.#shiftRead()
       return
     }
+    let previous = this.#readHead!
+    while (previous.next !== read) previous = previous.next!
+    previous.next = read.next
+    if (this.#readTail === read) this.#readTail = previous
+    read.next = undefined
   }
 
   #pushInbox (message: InboundMessage): void {
@@ -745,8 +746,18 @@ export class Conn implements AsyncIterable<Message> {
       const deflate = this.#deflate
       if (deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(payloadLength(payload))) {
         const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
+        if (!this.#writeBusy()) {
+          // A small message is compressed at once on this thread (deflate's syncLimit).
+          let compressed: Buffer | undefined
+          try {
+            compressed = deflate.compressSync(bytes)
+          } catch (error) {
+            return Promise.reject(error)
+          }
+          if (compressed !== undefined) return this.#afterWrite(this.#write(encodeFrame(type, true, true, compressed, !this.isServer)))
+        }
         const queued = this.#enqueueWrite<void>(async () => {
-          const compressed = await deflate.compress(bytes)
+          const compressed = deflate.compressSync(bytes) ?? await deflate.compress(bytes)
           this.#throwIfWriteEnded()
           return this.#write(encodeFrame(type, true, true, compressed, !this.isServer))
         }, undefined)

@@ -273,3 +273,21 @@ t.test('compressed messages behind a failed inflation do not keep the codec aliv
   await conn.closed
   t.same(closes, [{ leftContexts: false }], 'and the codec was closed once, holding no zlib context')
 })
+
+t.test('a message compressed at once that fails rejects its write and leaves the connection usable', async (t) => {
+  const { port, next } = await server(t)
+  const client = await WireClient.open(port, '/', OFFER)
+  const conn = await next()
+  const original = PerMessageDeflate.prototype.compressSync
+  PerMessageDeflate.prototype.compressSync = function () {
+    PerMessageDeflate.prototype.compressSync = original
+    throw new Error('zlib broke')
+  }
+  t.teardown(() => { PerMessageDeflate.prototype.compressSync = original })
+  const second = textOf(4096, 2)
+  await t.rejects(conn.writeMessage(TextMessage, textOf(4096, 1)), { message: 'zlib broke' }, 'the write rejects with the error')
+  await conn.writeMessage(TextMessage, second)
+  const frame = await client.next()
+  t.equal(frame?.rsv, 4, 'the next message goes out compressed')
+  t.ok(inflateRawSync(frame!.payload, { finishFlush: constants.Z_SYNC_FLUSH }).equals(second), 'and inflates to the message')
+})

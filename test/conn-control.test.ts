@@ -321,6 +321,14 @@ t.test('a write deadline that breaks the write side fails the writes queued behi
   t.equal(wire.pending, 0, 'nothing was sent')
 })
 
+t.test('clearing a write deadline that was never set changes nothing', async (t) => {
+  const { conn, wire, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  conn.setWriteDeadline(null)
+  await conn.writeMessage(TEXT, 'still writes')
+  t.equal((await wire.nextMessage()).data.toString(), 'still writes')
+})
+
 t.test('a write deadline already past rejects every write with the same TimeoutError', async (t) => {
   const { conn, wire, cleanup } = await rawPeer()
   t.teardown(cleanup)

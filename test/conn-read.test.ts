@@ -219,6 +219,17 @@ t.test('an aborted signal rejects only that read', async (t) => {
   t.equal((await conn.readMessage()).data.toString(), 'still fine', 'aborting a finished read changes nothing')
 })
 
+t.test('a read with a signal that fails with the connection stops listening to its signal', async (t) => {
+  const { conn, peer, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  const controller = new AbortController()
+  const reading = conn.readMessage({ signal: controller.signal })
+  peer.write(clientFrame({ opcode: CLOSE, payload: closePayload(1000, 'bye') }))
+  await t.rejects(reading, { name: 'CloseError', code: 1000 })
+  controller.abort(new Error('too late'))
+  await t.rejects(conn.readMessage(), { name: 'CloseError', code: 1000 }, 'later reads still get the close, not the abort reason')
+})
+
 t.test('aborting a read in the middle or at the end of the queue keeps the others in order', async (t) => {
   const { conn, peer, cleanup } = await rawPeer()
   t.teardown(cleanup)
