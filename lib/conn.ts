@@ -10,7 +10,7 @@ import {
   BinaryMessage, CloseMessage, MAX_CONTROL_PAYLOAD, PingMessage, PongMessage, TextMessage,
   type ControlMessageType, type DataMessageType, type MessageType
 } from './protocol/constants.js'
-import { CloseError, CloseSentError, ProtocolError, TimeoutError, UsageError, WriteClosedError, isCloseError } from './protocol/errors.js'
+import { CloseError, CloseSentError, ProtocolError, TimeoutError, UsageError, WriteClosedError, isCloseError, stackless } from './protocol/errors.js'
 import { FrameParser, type FrameSink } from './protocol/parser.js'
 import { PerMessageDeflate, type MessageInflation } from './deflate/codec.js'
 import type { AgreedParams } from './deflate/negotiation.js'
@@ -709,7 +709,7 @@ export class Conn implements AsyncIterable<Message> {
 
   #onCloseFrame (code: number, text: string): void {
     this.#set(Flag.CloseReceived, true)
-    this.#failRead(new CloseError(code, text))
+    if (this.#readError === undefined) this.#failRead(stackless(() => new CloseError(code, text)))
     // Messages that arrived before the close are already resolved to readers; answering on the
     // next turn lets the application's replies to them (an echo, say) go out before our close.
     setImmediate(() => { this.#runCloseHandler(code, text) })
@@ -1161,15 +1161,15 @@ export class Conn implements AsyncIterable<Message> {
   static readonly #onSocketEnd = function (this: ConnSocket): void {
     const conn = this[kConn]
     conn.#parser.stop()
-    conn.#failRead(new CloseError(1006, 'unexpected EOF'))
+    conn.#failReadUnexpectedEOF()
     conn.#endSocket()
   }
 
   static readonly #onSocketError = function (this: ConnSocket, error: Error): void {
     const conn = this[kConn]
     conn.#parser.stop()
-    conn.#failRead(new CloseError(1006, error.message, { cause: error }))
-    conn.#failWrite(new WriteClosedError(`socket error: ${error.message}`))
+    if (conn.#readError === undefined) conn.#failRead(stackless(() => new CloseError(1006, error.message, { cause: error })))
+    if (conn.#writeError === undefined) conn.#failWrite(stackless(() => new WriteClosedError(`socket error: ${error.message}`)))
   }
 
   static readonly #onSocketClose = function (this: ConnSocket): void {
@@ -1184,8 +1184,8 @@ export class Conn implements AsyncIterable<Message> {
     if (this.#is(Flag.SocketClosed)) return
     this.#set(Flag.SocketClosed, true)
     this.#parser.stop()
-    this.#failRead(new CloseError(1006, 'unexpected EOF'))
-    this.#failWrite(new WriteClosedError('connection closed'))
+    this.#failReadUnexpectedEOF()
+    this.#failWrite(this.#writeError ?? stackless(() => new WriteClosedError('connection closed')))
     if (this.#inflating === undefined || this.#inflating.length === 0) this.#deflate?.close()
     const timers = this.#timers
     if (timers !== undefined) {
@@ -1194,6 +1194,11 @@ export class Conn implements AsyncIterable<Message> {
       }
     }
     this.#resolveClosed?.()
+  }
+
+  /** The read error when TCP ends without a close frame (built only when it is the first). */
+  #failReadUnexpectedEOF (): void {
+    if (this.#readError === undefined) this.#failRead(stackless(() => new CloseError(1006, 'unexpected EOF')))
   }
 
   /** Makes the first write error permanent and fails every write waiting for the socket. */

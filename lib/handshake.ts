@@ -37,10 +37,21 @@ export function tokenListContainsValue (header: HeaderValue, token: string): boo
   const lines = Array.isArray(header) ? header : [header]
   for (const line of lines) {
     for (const item of line.split(',')) {
-      if (asciiLower(item.trim()) === wanted) return true
+      if (equalsAsciiLowercase(item.trim(), wanted)) return true
     }
   }
   return false
+}
+
+/** Whether `value` equals `lower` (already lowercase) ignoring ASCII case, without building a string. */
+function equalsAsciiLowercase (value: string, lower: string): boolean {
+  if (value.length !== lower.length) return false
+  for (let i = 0; i < value.length; i++) {
+    let c = value.charCodeAt(i)
+    if (c >= 0x41 && c <= 0x5a) c += 0x20
+    if (c !== lower.charCodeAt(i)) return false
+  }
+  return true
 }
 
 /**

@@ -1,6 +1,21 @@
 import { closeCodeLabel } from './close.js'
 
 /**
+ * Builds an error without a stack trace, for failures the peer or the socket caused: their stack
+ * would only show the event loop, and capturing it costs more than the rest of a short connection's
+ * close.
+ */
+export function stackless<T extends Error> (build: () => T): T {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return build()
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+/**
  * The error every read returns once the peer's close frame (or the end of TCP without one, code 1006)
  * has been seen; `code` and `text` are what the peer sent.
  */

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { parseClosePayload } from './close.js'
 import { CloseMessage, MAX_CONTROL_PAYLOAD, OPCODE_CONTINUATION, PingMessage, PongMessage, TextMessage, type DataMessageType } from './constants.js'
-import { ProtocolError, ReadLimitError } from './errors.js'
+import { ProtocolError, ReadLimitError, stackless } from './errors.js'
 import { applyMask } from './mask.js'
 import { Utf8Validator } from './utf8.js'
 
@@ -337,12 +337,12 @@ export class FrameParser {
 
   private fail (message: string, closeCode: number, code?: string): -1 {
     this.failed = true
-    this.sink.onProtocolError(new ProtocolError(message, closeCode, code))
+    this.sink.onProtocolError(stackless(() => new ProtocolError(message, closeCode, code)))
     return -1
   }
 
   private failReadLimit (message: string): void {
     this.failed = true
-    this.sink.onProtocolError(new ReadLimitError(message))
+    this.sink.onProtocolError(stackless(() => new ReadLimitError(message)))
   }
 }
