@@ -14,6 +14,7 @@ import { writeResults } from './runner/results-file.js'
 import { groupScenarios, runGroup } from './runner/run-scenario.js'
 import { SCENARIOS } from './runner/scenarios.js'
 import type { ScenarioRun } from './runner/stats.js'
+import { TIME_WAIT_CALM } from './runner/time-wait.js'
 
 interface Section {
   note: string
@@ -83,6 +84,7 @@ function headerLines (s: Settings, e: Environment): string[] {
     `${s.rounds} round(s) alternating ${SERVER_ORDER.filter((k) => s.servers.includes(k)).map((k) => LABELS[k]).join(', ')}; ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured per run; (f)/(g) with ${e.manyConnections} connections`,
     'load generator: one process, one event loop, pre-built masked frames, counts echoed frames from their headers; always fixed malloc thresholds',
     'CPU = process CPU time / wall time over the measured window (100% = one core busy); other CPU = the rest of the machine',
+    ...(s.scenarios.includes('h') ? [`before each (h) run the runner waits (up to 70 s) until fewer than ${TIME_WAIT_CALM} TCP sockets are in TIME_WAIT, so no run pays for the connections of the one before`] : []),
     ...(s.quick && !s.profile ? ['--quick: scenarios with the same server configuration share server processes ((g) gets its own)'] : [])
   ]
 }

@@ -10,6 +10,7 @@ import { ROOT } from './procs.js'
 import type { Scenario } from './scenarios.js'
 import { ServerProcess } from './server-process.js'
 import type { ScenarioRun } from './stats.js'
+import { waitForTimeWaitToDrain } from './time-wait.js'
 
 /** Where --profile puts our server's CPU profiles. */
 export const PROFILE_DIR = path.join(ROOT, 'bench', 'results', 'profiles')
@@ -82,6 +83,7 @@ async function measureOne (scenario: Scenario, started: PromiseSettledResult<Ser
   run.impl.set(kind, server.impl + (ctx.environment.serverCpu !== undefined && !server.pinned ? ' (pinning failed)' : ''))
   const snapshots = kind === 'wsconn' && ctx.settings.profile && scenario.metric === 'rss' ? snapshotFiles(scenario, ctx) : undefined
   try {
+    if (scenario.drainTimeWait === true) await waitForTimeWaitToDrain()
     const sample = await measure(scenario, server, ctx.generator, ctx.settings, ctx.environment.manyConnections, ctx.environment.cores, snapshots)
     if (snapshots !== undefined && sample.error === undefined && existsSync(snapshots.after)) {
       ctx.heapReports.push(heapGrowthText(snapshots.before, snapshots.after, ctx.environment.manyConnections, `(${scenario.key}) ours, ${path.relative(ROOT, snapshots.after)}`))

@@ -25,8 +25,6 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
     if (settings.mode === 'broadcast') broadcastOnMessage(conn, conns, prepared).catch(ignore)
     else echo(conn).catch(ignore)
   }
-  // Compression is not implemented yet; the option is passed so that it switches on by itself
-  // once it is, and the load generator reports n/a while no extension is negotiated.
   // readLimit: the plugin's default (1 MiB) would refuse scenario (d)'s frames; ws allows 100 MiB.
   const options = { readLimit: READ_LIMIT, ...(settings.compress ? { compression: { threshold: 0 } } : {}) }
   const plugin = via === 'upgrader' ? { error: 'not requested (--ours=upgrader)' } : ours.plugin
