@@ -932,12 +932,9 @@ export class Conn implements AsyncIterable<Message> {
     // A transport may fail inside write(): no 'drain' will come then.
     if (this.#writeError !== undefined) return Promise.reject(this.#writeError)
     if (this.#drain === undefined) {
-      const drain = { promise: RESOLVED, resolve: () => {}, reject: (_error: Error) => {} }
-      drain.promise = new Promise<void>((resolve, reject) => {
-        drain.resolve = resolve
-        drain.reject = reject
-      })
-      this.#drain = drain
+      let settle!: Omit<Deferred, 'promise'>
+      const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
+      this.#drain = { promise, ...settle }
     }
     return this.#drain.promise
   }

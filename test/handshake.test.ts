@@ -17,6 +17,8 @@ t.test('tokenListContainsValue', async (t) => {
   t.ok(tokenListContainsValue('keep-alive,\tUPGRADE ', 'upgrade'))
   t.ok(tokenListContainsValue(['keep-alive', 'websocket'], 'WebSocket'))
   t.notOk(tokenListContainsValue('upgrader', 'upgrade'))
+  t.notOk(tokenListContainsValue('upgr-de, UPGRADf', 'upgrade'), 'same length, another character')
+  t.notOk(tokenListContainsValue('UPGRADE', 'upgrade-'), 'shorter')
   t.notOk(tokenListContainsValue('', 'upgrade'))
   t.notOk(tokenListContainsValue(undefined, 'upgrade'))
   t.notOk(tokenListContainsValue([], 'upgrade'))
