@@ -135,8 +135,7 @@ const NORMAL_ENDS = [1000, 1001, 1005]
 /** Where a socket keeps its connection, so one set of listener functions serves every socket. */
 const kConn = Symbol('fastify-wsconn.conn')
 type ConnSocket = Duplex & { [kConn]: Conn }
-/** Counts the ticks in which frames were written; see Conn's #write. */
-let writeTick = 1
+/** Connections corked in this tick, uncorked together when it ends; see Conn's #write. */
 let tickEndScheduled = false
 const corkedThisTick: Conn[] = []
 let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
@@ -195,8 +194,6 @@ export class Conn implements AsyncIterable<Message> {
   #queueHead: QueuedWrite | undefined
   #queueTail: QueuedWrite | undefined
   #drain: Deferred | undefined
-  /** The write tick of this connection's last frame (see #write). */
-  #writeTick = 0
 
   /** A protocol error whose close frame is about to be sent; it wins over an application's close(). */
   #pendingFailure: ProtocolError | undefined
@@ -877,41 +874,35 @@ export class Conn implements AsyncIterable<Message> {
 
   #writeFrame (opcode: number, payload: Buffer | string): boolean {
     if (this.isServer && typeof payload !== 'string' && payload.length > MERGE_LIMIT) {
-      // Big payloads go out beside their header in one writev instead of being copied.
-      const socket = this.#socket
-      socket.cork()
+      // Big payloads go out beside their header (one writev at the end of the tick) instead of being copied.
       this.#write(encodeHeader(opcode, true, false, payload.length))
-      const flushed = socket.write(payload)
-      socket.uncork()
-      return flushed
+      return this.#write(payload)
     }
     return this.#write(encodeFrame(opcode, true, false, payload, !this.isServer))
   }
 
   /**
-   * Writes the first frame of a tick at once; later frames of the same tick wait in the corked
-   * socket until the tick ends, so a burst (echoing a batch of messages, say) leaves in one more
-   * system call instead of one per frame.
+   * Writes with the socket corked until the end of this tick, so the frames an application writes
+   * in one burst (echoing a batch of received messages, say) leave in one system call. One
+   * process-wide callback uncorks every connection corked in the tick.
    */
   #write (bytes: Buffer): boolean {
-    if (this.#writeTick !== writeTick) {
-      this.#writeTick = writeTick
+    if (!this.#is(Flag.Corked)) {
+      this.#flags |= Flag.Corked
+      this.#socket.cork()
+      corkedThisTick.push(this)
       if (!tickEndScheduled) {
         tickEndScheduled = true
         process.nextTick(Conn.#endWriteTick)
       }
-    } else if (!this.#is(Flag.Corked)) {
-      this.#flags |= Flag.Corked
-      this.#socket.cork()
-      corkedThisTick.push(this)
     }
     return this.#socket.write(bytes)
   }
 
   static #endWriteTick (): void {
-    writeTick++
     tickEndScheduled = false
-    // Uncorking may run callbacks that write again: those count in the next tick.
+    // Uncorking may run callbacks that write again: those connections join the list and are
+    // uncorked by this same loop.
     for (let i = 0; i < corkedThisTick.length; i++) {
       const conn = corkedThisTick[i]!
       conn.#flags &= ~Flag.Corked
@@ -927,10 +918,8 @@ export class Conn implements AsyncIterable<Message> {
     return this.#waitDrain()
   }
 
-  /** The shared promise of the next 'drain', called right after a write that did not flush. */
+  /** The shared promise of the next 'drain'; only called right after a write, which never fails synchronously while corked. */
   #waitDrain (): Promise<void> {
-    // A transport may fail inside write(): no 'drain' will come then.
-    if (this.#writeError !== undefined) return Promise.reject(this.#writeError)
     if (this.#drain === undefined) {
       let settle!: Omit<Deferred, 'promise'>
       const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
