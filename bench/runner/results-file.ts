@@ -14,13 +14,20 @@ Analysis of missed targets, with profiles, goes here; \`npm run bench\` rewrites
 the markers above.
 `
 
-/** Replaces the generated part of RESULTS.md, keeping whatever was written around it. */
+/**
+ * Replaces the generated part of RESULTS.md, keeping whatever was written around it. A file whose
+ * markers were lost gets a new generated part on top, and its old text is kept below.
+ */
 export function writeResults (file: string, generated: string): void {
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : SKELETON
-  const start = current.indexOf(BEGIN)
-  const end = current.indexOf(END)
-  const base = start >= 0 && end > start ? current : SKELETON
+  writeFileSync(file, withResults(existsSync(file) ? readFileSync(file, 'utf8') : undefined, generated))
+}
+
+/** The text of RESULTS.md with `generated` between the markers; `current` is the file's text, if any. */
+export function withResults (current: string | undefined, generated: string): string {
+  let base = current ?? SKELETON
+  const start = base.indexOf(BEGIN)
+  if (start < 0 || base.indexOf(END, start) < 0) base = `${BEGIN}\n${END}\n\n${base}`
   const from = base.indexOf(BEGIN) + BEGIN.length
-  const to = base.indexOf(END)
-  writeFileSync(file, `${base.slice(0, from)}\n${generated.trim()}\n${base.slice(to)}`)
+  const to = base.indexOf(END, from)
+  return `${base.slice(0, from)}\n${generated.trim()}\n${base.slice(to)}`
 }
