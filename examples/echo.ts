@@ -18,7 +18,6 @@ const upgrader = new Upgrader({
   readLimit: 64 * MiB,
   // permessage-deflate with every parameter a client may ask for, when COMPRESSION=1.
   compression: process.env.COMPRESSION === '1' ? { threshold: 0 } : false,
-  readBufferSize: 64 * MiB,
   writeBufferSize: 16 * 1024
 })
 

@@ -12,6 +12,7 @@ import {
 } from './protocol/constants.js'
 import { CloseError, CloseSentError, ProtocolError, TimeoutError, UsageError, WriteClosedError, isCloseError, stackless } from './protocol/errors.js'
 import { FrameParser, type FrameSink } from './protocol/parser.js'
+import { noop, rejected } from './settle.js'
 import { PerMessageDeflate, type MessageInflation } from './deflate/codec.js'
 import type { AgreedParams } from './deflate/negotiation.js'
 import { checkLevel, type PerMessageDeflateOptions } from './deflate/options.js'
@@ -93,7 +94,14 @@ const enum Flag {
   CloseStarted = 32,
   SocketClosed = 64,
   /** A compression for the write at the head of the queue is running; later writes wait. */
-  Compressing = 128
+  Compressing = 128,
+  /**
+   * The socket delivers no more, but the parser holds input behind an inflation for a reader
+   * that waits: the end of input is reported once that input is parsed.
+   */
+  InputEnded = 256,
+  /** The zlib contexts were freed. */
+  DeflateReleased = 512
 }
 
 /** Timers and deadlines: made on first use, since most connections never set one. */
@@ -177,6 +185,13 @@ export class Conn implements AsyncIterable<Message> {
   #inflation: MessageInflation | undefined
   /** Compressed messages fully received and still inflating, oldest first. */
   #inflating: InboundMessage[] | undefined
+  /**
+   * Compressed bytes handed to the inflater and not yet consumed, plus one for an end of message
+   * not yet inflated; while above 0 the parser holds later frames back.
+   */
+  #inflateBacklog = 0
+  /** The read error to report once input held at the socket's end is parsed. */
+  #inputEndError: Error | undefined
 
   // Read side: complete or started messages nobody took yet, and reads waiting for one.
   #inboxHead: InboundMessage | undefined
@@ -386,6 +401,8 @@ export class Conn implements AsyncIterable<Message> {
       else this.#readTail.next = read
       this.#readTail = read
       this.#serveReads()
+      // Input the socket delivered before its end is parsed only for a reader that asks for it.
+      if (this.#is(Flag.InputEnded) && this.#readHead !== undefined) this.#resumeInput()
     })
   }
 
@@ -461,7 +478,8 @@ export class Conn implements AsyncIterable<Message> {
     if (this.#is(Flag.SocketClosed)) return
     const head = this.#readHead
     const waitingForWhole = head !== undefined && head.kind !== ReadKind.Stream && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
-    const pause = this.#bufferedBytes > this.#options.readBufferSize && !waitingForWhole
+    const readAhead = this.#options.readBufferSize
+    const pause = (this.#bufferedBytes > readAhead && !waitingForWhole) || this.#parser.heldBytes > readAhead
     if (pause !== this.#is(Flag.Paused)) {
       this.#set(Flag.Paused, pause)
       if (pause) this.#socket.pause()
@@ -559,7 +577,9 @@ export class Conn implements AsyncIterable<Message> {
       if (message.compressed) {
         // Inflated even when nobody wants the message: the peer's compression history needs it.
         conn.#bufferedBytes += piece.length
+        conn.#inflateBacklog += piece.length
         conn.#inflation!.write(piece)
+        conn.#holdInputWhileInflating()
         conn.#updateFlow()
         return
       }
@@ -576,7 +596,9 @@ export class Conn implements AsyncIterable<Message> {
         if (message.error === undefined) (conn.#inflating ??= []).push(message)
         const inflation = conn.#inflation!
         conn.#inflation = undefined
+        conn.#inflateBacklog++
         inflation.end()
+        conn.#holdInputWhileInflating()
         return
       }
       conn.#messageDone(message)
@@ -600,7 +622,11 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #onProtocolError (error: ProtocolError): void {
+    // Nothing received after the offending frame or message is acted on (an inflation failure
+    // comes after the parser moved on).
+    this.#parser.stop()
     this.#failRead(error)
+    if (this.#is(Flag.InputEnded)) this.#endInput(undefined)
     // As for a close frame: replies to the messages before the bad frame go out first.
     this.#pendingFailure = error
     setImmediate(() => { this.#failConnection(error) })
@@ -626,10 +652,13 @@ export class Conn implements AsyncIterable<Message> {
         if (message.error === undefined && !message.discarded) this.#deliver(message, chunk)
       },
       onEnd: () => {
+        this.#inflateBacklog--
         this.#inflationSettled(message)
         if (message.error === undefined) this.#messageDone(message)
+        this.#resumeInput()
       },
       onError: (error) => {
+        this.#inflateBacklog = 0
         this.#inflationSettled(message)
         // The message may be whole on the wire already (no longer #current), so #failRead would
         // leave it, and the reads waiting for it, in the inbox forever.
@@ -639,6 +668,8 @@ export class Conn implements AsyncIterable<Message> {
       },
       onConsumed: (bytes) => {
         this.#bufferedBytes -= bytes
+        this.#inflateBacklog -= bytes
+        this.#resumeInput()
         this.#updateFlow()
       }
     }
@@ -648,8 +679,77 @@ export class Conn implements AsyncIterable<Message> {
     const inflating = this.#inflating
     const index = inflating === undefined ? -1 : inflating.indexOf(message)
     if (index !== -1) inflating!.splice(index, 1)
-    // The codec outlives the socket until the messages received before the end are inflated.
-    if (this.#is(Flag.SocketClosed) && (inflating === undefined || inflating.length === 0)) this.#deflate!.close()
+    this.#releaseDeflate()
+  }
+
+  /** Frees the zlib contexts once the socket is gone and nothing received before its end still inflates. */
+  #releaseDeflate (): void {
+    if (!this.#is(Flag.SocketClosed) || this.#is(Flag.InputEnded | Flag.DeflateReleased)) return
+    const inflating = this.#inflating
+    if (inflating === undefined || inflating.length === 0) {
+      this.#set(Flag.DeflateReleased, true)
+      this.#deflate?.close()
+    }
+  }
+
+  /**
+   * Holds later frames back while a compressed piece inflates on the thread pool, so that a frame
+   * after a message that turns out corrupt (a ping, say) is never acted on; pieces inflated on
+   * this thread finish before this is called and hold nothing.
+   */
+  #holdInputWhileInflating (): void {
+    if (this.#inflateBacklog > 0) this.#parser.pause()
+  }
+
+  /**
+   * Parses the input held behind an inflation once it has finished. After the socket's end, only
+   * while a reader waits: input nobody asks for is not worth inflating.
+   */
+  #resumeInput (): void {
+    const parser = this.#parser
+    if (!parser.isPaused || this.#inflateBacklog > 0) return
+    const ended = this.#is(Flag.InputEnded)
+    if (ended && !this.#readerWaiting()) return
+    parser.resume()
+    if (ended && !parser.isPaused) this.#endInput(this.#inputEndError)
+    this.#updateFlow()
+  }
+
+  #readerWaiting (): boolean {
+    return this.#readHead !== undefined || this.#streamReader !== undefined
+  }
+
+  /**
+   * The socket delivers no more input. Input held behind an inflation is still parsed for a
+   * reader waiting for it; otherwise it is dropped, with the inflations nobody will read.
+   */
+  #onInputEnd (error: Error | undefined): void {
+    if (this.#is(Flag.InputEnded)) return
+    const parser = this.#parser
+    if (parser.isPaused && !parser.isFailed && this.#readerWaiting()) {
+      this.#set(Flag.InputEnded, true)
+      this.#inputEndError = error
+      return
+    }
+    this.#endInput(error)
+  }
+
+  /** Reports the end of input to readers (1006 when no close frame came) and drops what still inflates. */
+  #endInput (error: Error | undefined): void {
+    this.#set(Flag.InputEnded, false)
+    this.#inputEndError = undefined
+    this.#parser.stop()
+    if (this.#readError === undefined) this.#failRead(error ?? stackless(() => new CloseError(1006, 'unexpected EOF')))
+    const inflating = this.#inflating
+    if (inflating !== undefined && inflating.length > 0) {
+      // Whole on the wire but not inflated: nobody waited for these, and nobody will get them.
+      for (const message of inflating.splice(0)) this.#abandon(message, this.#readError!)
+      this.#inflateBacklog = 0
+      this.#set(Flag.DeflateReleased, true)
+      this.#deflate!.close()
+      this.#serveReads()
+    }
+    this.#releaseDeflate()
   }
 
   /** Iterates over messages: each `next()` is one read, resolved directly with its result. */
@@ -724,7 +824,16 @@ export class Conn implements AsyncIterable<Message> {
         if (result !== undefined) result.catch(() => {})
       } catch {}
     }
-    if (this.#is(Flag.CloseSent)) this.#endSocket()
+    if (this.#is(Flag.CloseSent)) this.#closingHandshakeDone()
+  }
+
+  /**
+   * Both close frames are out: the server ends TCP; the client waits for the server to do so
+   * (RFC 6455 §7.1.1), up to `closeTimeout`, and answers its end.
+   */
+  #closingHandshakeDone (): void {
+    if (this.isServer) this.#endSocket()
+    else this.#armCloseTimer()
   }
 
   // ---- Writing --------------------------------------------------------------------------------
@@ -737,9 +846,9 @@ export class Conn implements AsyncIterable<Message> {
   writeMessage (type: MessageType, data: Payload): Promise<void> {
     if (type === TextMessage || type === BinaryMessage) {
       const blocked = this.#checkWritable()
-      if (blocked !== undefined) return Promise.reject(blocked)
+      if (blocked !== undefined) return rejected(blocked)
       const payload = toPayload(data)
-      if (payload === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
+      if (payload === undefined) return rejected(new UsageError(BAD_PAYLOAD))
       const deflate = this.#deflate
       if (deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(payloadLength(payload))) {
         const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
@@ -749,7 +858,7 @@ export class Conn implements AsyncIterable<Message> {
           try {
             compressed = deflate.compressSync(bytes)
           } catch (error) {
-            return Promise.reject(error)
+            return rejected(error)
           }
           if (compressed !== undefined) return this.#afterWrite(this.#write(encodeFrame(type, true, true, compressed, !this.isServer)))
         }
@@ -765,7 +874,7 @@ export class Conn implements AsyncIterable<Message> {
       return this.#afterWrite(this.#writeFrame(type, payload))
     }
     if (type === CloseMessage || type === PingMessage || type === PongMessage) return this.writeControl(type, data)
-    return Promise.reject(new UsageError(`bad message type ${String(type)}`))
+    return rejected(new UsageError(`bad message type ${String(type)}`))
   }
 
   /**
@@ -777,14 +886,14 @@ export class Conn implements AsyncIterable<Message> {
     let text: string | undefined
     if (encode === undefined) {
       text = JSON.stringify(value)
-      if (text === undefined) return Promise.reject(new UsageError('value has no JSON representation'))
+      if (text === undefined) return rejected(new UsageError('value has no JSON representation'))
     } else {
       try {
         text = encode(value)
       } catch (error) {
-        return Promise.reject(error)
+        return rejected(error)
       }
-      if (typeof text !== 'string') return Promise.reject(new UsageError('the serializer did not return a string'))
+      if (typeof text !== 'string') return rejected(new UsageError('the serializer did not return a string'))
     }
     return this.writeMessage(TextMessage, text)
   }
@@ -793,7 +902,7 @@ export class Conn implements AsyncIterable<Message> {
   writePreparedMessage (message: PreparedMessage): Promise<void> {
     if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
     const blocked = this.#checkWritable()
-    if (blocked !== undefined) return Promise.reject(blocked)
+    if (blocked !== undefined) return rejected(blocked)
     const deflate = this.#deflate
     if (deflate !== undefined && this.#is(Flag.CompressWrites) && deflate.shouldCompress(message.data.length)) {
       const queued = this.#enqueueWrite<void>(async () => {
@@ -816,9 +925,9 @@ export class Conn implements AsyncIterable<Message> {
    * control frames still go out between its fragments.
    */
   nextWriter (type: DataMessageType): Promise<MessageWriter> {
-    if (type !== TextMessage && type !== BinaryMessage) return Promise.reject(new UsageError(`nextWriter needs a data message type, got ${String(type)}`))
+    if (type !== TextMessage && type !== BinaryMessage) return rejected(new UsageError(`nextWriter needs a data message type, got ${String(type)}`))
     const blocked = this.#checkWritable()
-    if (blocked !== undefined) return Promise.reject(blocked)
+    if (blocked !== undefined) return rejected(blocked)
     const writer = new MessageWriter(type, this.#writerOwner ??= this.#makeWriterOwner())
     if (this.#writeBusy()) return this.#enqueueWrite(undefined, writer)
     this.#writer = writer
@@ -832,15 +941,15 @@ export class Conn implements AsyncIterable<Message> {
    */
   writeControl (type: ControlMessageType, data: Payload = Buffer.alloc(0), deadline?: Date | number): Promise<void> {
     if (type !== CloseMessage && type !== PingMessage && type !== PongMessage) {
-      return Promise.reject(new UsageError(`bad control message type ${String(type)}`))
+      return rejected(new UsageError(`bad control message type ${String(type)}`))
     }
     const converted = toPayload(data)
-    if (converted === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
+    if (converted === undefined) return rejected(new UsageError(BAD_PAYLOAD))
     const payload = typeof converted === 'string' ? Buffer.from(converted) : converted
-    if (payload.length > MAX_CONTROL_PAYLOAD) return Promise.reject(new UsageError(`control payload of ${payload.length} bytes, at most 125 allowed`))
-    if (deadline !== undefined && +deadline <= Date.now()) return Promise.reject(new TimeoutError('control write deadline exceeded'))
+    if (payload.length > MAX_CONTROL_PAYLOAD) return rejected(new UsageError(`control payload of ${payload.length} bytes, at most 125 allowed`))
+    if (deadline !== undefined && +deadline <= Date.now()) return rejected(new TimeoutError('control write deadline exceeded'))
     const blocked = this.#checkWritable()
-    if (blocked !== undefined) return Promise.reject(blocked)
+    if (blocked !== undefined) return rejected(blocked)
     if (type === CloseMessage) this.#set(Flag.CloseSent, true)
     const flushed = this.#writeFrame(type, payload)
     if (type === CloseMessage) this.#afterCloseSent()
@@ -923,6 +1032,8 @@ export class Conn implements AsyncIterable<Message> {
     if (this.#drain === undefined) {
       let settle!: Omit<Deferred, 'promise'>
       const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
+      // Shared by every write waiting for it, awaited or not: see rejected().
+      promise.catch(noop)
       this.#drain = { promise, ...settle }
     }
     return this.#drain.promise
@@ -989,12 +1100,15 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   #enqueueWrite<T> (run: (() => boolean | Promise<boolean>) | undefined, writer: MessageWriter | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    const queued = new Promise<T>((resolve, reject) => {
       const item: QueuedWrite = { run, writer, resolve, reject, next: undefined }
       if (this.#queueTail === undefined) this.#queueHead = item
       else this.#queueTail.next = item
       this.#queueTail = item
     })
+    // A write nobody awaits must not become an unhandled rejection when the connection fails.
+    queued.catch(noop)
+    return queued
   }
 
   #shiftQueue (): QueuedWrite {
@@ -1097,7 +1211,7 @@ export class Conn implements AsyncIterable<Message> {
       return flushed
     }
     if (this.#writeBusy()) {
-      this.#enqueueWrite(send, undefined).catch(() => {})
+      this.#enqueueWrite(send, undefined)
     } else {
       send()
     }
@@ -1111,7 +1225,7 @@ export class Conn implements AsyncIterable<Message> {
 
   #afterCloseSent (): void {
     this.#armCloseTimer()
-    if (this.#is(Flag.CloseReceived)) this.#endSocket()
+    if (this.#is(Flag.CloseReceived)) this.#closingHandshakeDone()
   }
 
   #armCloseTimer (): void {
@@ -1146,15 +1260,13 @@ export class Conn implements AsyncIterable<Message> {
 
   static readonly #onSocketEnd = function (this: ConnSocket): void {
     const conn = this[kConn]
-    conn.#parser.stop()
-    conn.#failReadUnexpectedEOF()
+    conn.#onInputEnd(undefined)
     conn.#endSocket()
   }
 
   static readonly #onSocketError = function (this: ConnSocket, error: Error): void {
     const conn = this[kConn]
-    conn.#parser.stop()
-    if (conn.#readError === undefined) conn.#failRead(stackless(() => new CloseError(1006, error.message, { cause: error })))
+    if (conn.#readError === undefined) conn.#onInputEnd(stackless(() => new CloseError(1006, error.message, { cause: error })))
     if (conn.#writeError === undefined) conn.#failWrite(stackless(() => new WriteClosedError(`socket error: ${error.message}`)))
   }
 
@@ -1169,10 +1281,8 @@ export class Conn implements AsyncIterable<Message> {
   #onClose (): void {
     if (this.#is(Flag.SocketClosed)) return
     this.#set(Flag.SocketClosed, true)
-    this.#parser.stop()
-    this.#failReadUnexpectedEOF()
+    this.#onInputEnd(undefined)
     this.#failWrite(this.#writeError ?? stackless(() => new WriteClosedError('connection closed')))
-    if (this.#inflating === undefined || this.#inflating.length === 0) this.#deflate?.close()
     const timers = this.#timers
     if (timers !== undefined) {
       for (const timer of [timers.close, timers.read, timers.write]) {
@@ -1180,11 +1290,6 @@ export class Conn implements AsyncIterable<Message> {
       }
     }
     this.#resolveClosed?.()
-  }
-
-  /** The read error when TCP ends without a close frame (built only when it is the first). */
-  #failReadUnexpectedEOF (): void {
-    if (this.#readError === undefined) this.#failRead(stackless(() => new CloseError(1006, 'unexpected EOF')))
   }
 
   /** Makes the first write error permanent and fails every write waiting for the socket. */

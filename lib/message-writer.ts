@@ -1,4 +1,5 @@
 import type { BufferPool } from './buffer-pool.js'
+import { rejected } from './settle.js'
 import { BAD_PAYLOAD, encodeHeader, toPayload, type Payload } from './framing.js'
 import type { MessageDeflation } from './deflate/compressor.js'
 import { OPCODE_CONTINUATION, type DataMessageType } from './protocol/constants.js'
@@ -50,9 +51,9 @@ export class MessageWriter {
 
   /** Appends `data` to the message. Rejects once `close` was called or the connection failed. */
   write (data: Payload): Promise<void> {
-    if (this.#closed) return Promise.reject(this.#failure ?? new WriteClosedError('message writer already closed'))
+    if (this.#closed) return rejected(this.#failure ?? new WriteClosedError('message writer already closed'))
     const payload = toPayload(data)
-    if (payload === undefined) return Promise.reject(new UsageError(BAD_PAYLOAD))
+    if (payload === undefined) return rejected(new UsageError(BAD_PAYLOAD))
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
     return this.#then(() => this.#append(bytes))
   }
@@ -63,7 +64,7 @@ export class MessageWriter {
    */
   close (): Promise<void> {
     // After abort() the message can never be finished; saying so beats resolving as if it were.
-    if (this.#closed) return this.#failure === undefined ? this.#chain : Promise.reject(this.#failure)
+    if (this.#closed) return this.#failure === undefined ? this.#chain : rejected(this.#failure)
     this.#closed = true
     const run = this.#then(() => this.#flush(true)).finally(() => { this.#release() })
     this.#chain = run.catch(() => {})

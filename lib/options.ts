@@ -10,8 +10,10 @@ export interface ConnOptions {
   /** Most frames one incoming message may be split into; more closes with 1009. Default 131072. */
   maxFragments?: number
   /**
-   * Bytes of received, unread messages buffered before the socket is paused (TCP backpressure).
-   * A message that a `readMessage` call is waiting for is never paused on. Default 1 MiB.
+   * Read-ahead: bytes of received, unread messages buffered before the socket is paused (TCP
+   * backpressure). It is not the read limit: a message that a `readMessage` call waits for is never
+   * paused on, and `nextReader` streams a larger one, so keep it small (it is what every client that
+   * sends and does not read costs). Default 1 MiB.
    */
   readBufferSize?: number
   /** Fragment size of `nextWriter` messages, and size of each pooled write buffer. Default 4096. */

@@ -88,6 +88,11 @@ export class FrameParser {
   /** The current frame was reported through onWholeMessage; its end is not reported again. */
   private deliveredWhole = false
   private readonly utf8 = new Utf8Validator()
+  /** Set by a sink that must finish work (an inflation) before any later frame is acted on. */
+  private paused = false
+  /** Input that arrived while paused, in order; parsed by `resume`. */
+  private held: Buffer[] | undefined
+  private heldLength = 0
 
   constructor (sink: FrameSink, options: FrameParserOptions) {
     this.sink = sink
@@ -104,11 +109,30 @@ export class FrameParser {
     return this.messageType !== 0
   }
 
+  /** Whether `pause` holds the input back. */
+  get isPaused (): boolean {
+    return this.paused
+  }
+
+  /** Bytes of input held back while paused. */
+  get heldBytes (): number {
+    return this.heldLength
+  }
+
   /** Parses `chunk`, which the parser may modify (unmasking) and hand on in views. */
   push (chunk: Buffer): void {
+    if (this.failed) return
+    if (this.paused) {
+      this.hold(chunk)
+      return
+    }
     let offset = 0
     const length = chunk.length
     while (offset < length && !this.failed) {
+      if (this.paused) {
+        this.hold(offset === 0 ? chunk : chunk.subarray(offset))
+        return
+      }
       if (this.state === State.Header) {
         offset = this.readHeader(chunk, offset)
       } else {
@@ -117,9 +141,44 @@ export class FrameParser {
     }
   }
 
-  /** Stops the parser for good; later input is ignored. */
+  /**
+   * Stops acting on input at the end of the current frame (whose remaining data in this chunk and
+   * message end are still reported): the sink calls it while a callback's work (inflating a
+   * compressed frame) is unfinished, so no later frame (a ping, say) is acted on before that work
+   * has succeeded or failed. Input goes on being accepted and is held.
+   */
+  pause (): void {
+    this.paused = true
+  }
+
+  /** Parses the held input, until it is consumed or the sink pauses again. */
+  resume (): void {
+    if (!this.paused) return
+    this.paused = false
+    const held = this.held
+    if (held === undefined) return
+    this.held = undefined
+    this.heldLength = 0
+    for (let i = 0; i < held.length; i++) {
+      this.push(held[i]!)
+      if (this.paused && i + 1 < held.length) {
+        // push held its own remainder first: the later chunks go behind it.
+        for (let j = i + 1; j < held.length; j++) this.hold(held[j]!)
+        return
+      }
+    }
+  }
+
+  /** Stops the parser for good; held and later input is ignored. */
   stop (): void {
     this.failed = true
+    this.held = undefined
+    this.heldLength = 0
+  }
+
+  private hold (chunk: Buffer): void {
+    (this.held ??= []).push(chunk)
+    this.heldLength += chunk.length
   }
 
   private readHeader (chunk: Buffer, offset: number): number {

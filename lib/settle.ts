@@ -1,0 +1,13 @@
+/** Does nothing; marks a promise handled when attached as its rejection handler. */
+export function noop (): void {}
+
+/**
+ * A promise rejected with `error` that is never reported as an unhandled rejection: a write's
+ * caller may ignore the result (fire and forget) without taking the process down, and one that
+ * awaits still gets the error.
+ */
+export function rejected (error: unknown): Promise<never> {
+  const promise = Promise.reject(error)
+  promise.catch(noop)
+  return promise
+}
