@@ -89,22 +89,77 @@ export function parseSubprotocols (headerValue: HeaderValue): string[] {
 }
 
 /**
- * gorilla's default origin policy: true when there is no Origin header, false when Origin does not
- * parse as a URL, otherwise whether its host (host[:port] as `URL.host` gives it, so a default
- * port is dropped) equals the request's Host header, ASCII case-insensitively.
+ * The default origin policy: true when there is no Origin header (not a browser), otherwise
+ * whether the Origin, an http, https, ws or wss origin, names the host and port that the Host
+ * header names. Hostnames compare as URLs normalise them (case-insensitive, IPv6 literals in
+ * brackets in their short form) and ports with defaults filled in (http and ws 80, https and wss
+ * 443), so `Origin: http://localhost` matches `Host: localhost:80` as well as `Host: localhost`.
+ * Like gorilla's rule the scheme itself is not compared: an Origin and a Host with the same
+ * explicit port match whatever the scheme.
  */
 export function checkSameOrigin (req: { headers: IncomingHttpHeaders }): boolean {
   const origin = req.headers.origin
   if (origin === undefined) return true
-  let host: string
+  const from = parseOrigin(origin)
+  const to = parseHostHeader(req.headers.host)
+  if (from === undefined || to === undefined || from.hostname !== to.hostname) return false
+  // A Host without a port means the default port of the scheme the client connected with, which
+  // the server cannot tell for sure (TLS often ends at a proxy that forwards wss as plain HTTP
+  // with the Host unchanged). It is read as the default port of the Origin's scheme: `http://x`
+  // and `https://x` both match `Host: x`, as they always did. An Origin on an explicit port that
+  // is not its own default (`http://x:8080`, `https://x:80`) could only match by guessing the
+  // other scheme, so it is refused; such a page can be allowed by name with checkOrigin.
+  return (to.port ?? from.defaultPort) === from.port
+}
+
+/** Longest Origin or Host value quoted in full in a refusal; longer ones are cut (they are client input). */
+const QUOTED_HEADER_MAX = 200
+
+/**
+ * Why an upgrade was refused with 403, naming the `checkOrigin` option and quoting the request's
+ * Origin and Host (JSON-escaped, cut after 200 characters), so a log line says what to allow.
+ */
+export function originRefusalReason (headers: IncomingHttpHeaders, usedDefault: boolean): string {
+  const quote = (value: string | undefined): string => value === undefined
+    ? '(none)'
+    : JSON.stringify(value.length > QUOTED_HEADER_MAX ? `${value.slice(0, QUOTED_HEADER_MAX)}...` : value)
+  const policy = usedDefault ? 'checkOrigin (the default allows only the same origin)' : 'checkOrigin'
+  return `request origin not allowed by ${policy}: Origin ${quote(headers.origin)}, Host ${quote(headers.host)}`
+}
+
+/** Ports of the schemes an Origin may have for checkSameOrigin. */
+const DEFAULT_PORTS = new Map([['http:', 80], ['ws:', 80], ['https:', 443], ['wss:', 443]])
+
+/** The hostname and port (the default filled in) of an http(s)/ws(s) origin; undefined otherwise. */
+function parseOrigin (origin: string): { hostname: string, port: number, defaultPort: number } | undefined {
+  let url: URL
   try {
-    host = new URL(origin).host
+    url = new URL(origin)
   } catch {
-    return false
+    return undefined
   }
-  const requestHost = req.headers.host
-  if (typeof requestHost !== 'string' || host === '') return false
-  return asciiLower(host) === asciiLower(requestHost)
+  const defaultPort = DEFAULT_PORTS.get(url.protocol)
+  if (defaultPort === undefined) return undefined
+  return { hostname: url.hostname, port: url.port === '' ? defaultPort : Number(url.port), defaultPort }
+}
+
+// host [ ":" port ]: an IPv6 literal in brackets or a name without delimiters, then digits or nothing.
+const HOST_HEADER = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/?#@[\]\\]+)(?::(\d*))?$/
+
+/** The hostname (normalised as in a URL) and port (undefined when absent or empty) of a Host header. */
+function parseHostHeader (host: string | undefined): { hostname: string, port: number | undefined } | undefined {
+  const match = host === undefined ? null : HOST_HEADER.exec(host)
+  if (match === null) return undefined
+  let hostname: string
+  try {
+    hostname = new URL(`http://${match[1]!}`).hostname
+  } catch {
+    return undefined
+  }
+  const digits = match[2]
+  const port = digits === undefined || digits === '' ? undefined : Number(digits)
+  if (port !== undefined && port > 65535) return undefined
+  return { hostname, port }
 }
 
 /** Reports whether `name` is a valid HTTP header field name (an RFC 9110 token). */

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn.js'
 import {
-  checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey,
+  checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey, originRefusalReason,
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
 } from './handshake.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
@@ -28,7 +28,7 @@ export interface UpgradeErrorInfo {
 export interface UpgraderOptions extends ConnOptions {
   /**
    * Decides whether the request's origin is allowed; false refuses with 403, a throw (or rejection)
-   * refuses with 500. Default `checkSameOrigin` (no Origin header, or Origin host equal to Host).
+   * refuses with 500. Default `checkSameOrigin` (no Origin header, or one naming Host's host and port).
    */
   checkOrigin?: (req: IncomingMessage) => boolean | Promise<boolean>
   /**
@@ -270,7 +270,7 @@ export class Upgrader {
       throw new Refusal(500, 'checkOrigin failed', {}, err)
     }
     if (allowed !== true) {
-      throw new Refusal(403, "request origin not allowed by Upgrader's checkOrigin")
+      throw new Refusal(403, originRefusalReason(req.headers, this.#options.checkOrigin === undefined))
     }
     return await this.#selectSubprotocol(req, attempt)
   }

@@ -11,6 +11,38 @@ function agreed (overrides: Partial<AgreedParams> = {}): AgreedParams {
   return { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, ...overrides }
 }
 
+/**
+ * What RFC 7692 7.1.1-7.1.2 require of a server's response to one offer, checked on the text with
+ * a split of its own (not lib's parser); returns the first rule broken, or undefined.
+ */
+function breaksResponseRules (offer: string, response: string): string | undefined {
+  const paramsOf = (value: string): Map<string, string | true> => new Map(value.split(';').slice(1).map((part) => {
+    const [name = '', bits] = part.trim().split('=')
+    return [name, bits === undefined ? true : bits.replace(/"/g, '')]
+  }))
+  const offered = paramsOf(offer)
+  const answered = paramsOf(response)
+  if (!response.startsWith('permessage-deflate')) return 'another extension'
+  if (offered.has('server_no_context_takeover') && !answered.has('server_no_context_takeover')) return '7.1.1.1: server_no_context_takeover not granted'
+  const serverBits = answered.get('server_max_window_bits')
+  if (offered.has('server_max_window_bits')) {
+    if (serverBits === undefined) return '7.1.2.1: server_max_window_bits offered but not in the response'
+    if (Number(serverBits) > Number(offered.get('server_max_window_bits'))) return '7.1.2.1: a larger server_max_window_bits than offered'
+  }
+  const clientBits = answered.get('client_max_window_bits')
+  if (clientBits !== undefined) {
+    if (!offered.has('client_max_window_bits')) return '7.1.2.2: client_max_window_bits in a response to an offer without it'
+    if (clientBits === true) return '7.1.2.2: client_max_window_bits without a value in a response'
+    const hint = offered.get('client_max_window_bits')
+    if (hint !== true && Number(clientBits) > Number(hint)) return '7.1.2.2: a larger client_max_window_bits than offered'
+  }
+  for (const [name, value] of answered) {
+    if (name.endsWith('_no_context_takeover') && value !== true) return `${name} with a value`
+    if (name.endsWith('_max_window_bits') && (value === true || !/^(?:[89]|1[0-5])$/.test(value))) return `${name} out of range`
+  }
+  return undefined
+}
+
 t.test('parseExtensionHeader', async (t) => {
   t.same(parseExtensionHeader(undefined), [])
   t.same(parseExtensionHeader(''), [])
@@ -51,7 +83,9 @@ t.test('negotiateServer with default options', async (t) => {
     ['permessage-deflate; server_no_context_takeover', 'permessage-deflate; server_no_context_takeover', { serverNoContextTakeover: true }],
     ['permessage-deflate; client_no_context_takeover', 'permessage-deflate; client_no_context_takeover', { clientNoContextTakeover: true }],
     ['permessage-deflate; server_max_window_bits=10', 'permessage-deflate; server_max_window_bits=10', { serverMaxWindowBits: 10 }],
-    ['permessage-deflate; server_max_window_bits=15', 'permessage-deflate', {}],
+    // RFC 7692 7.1.2.1: an offer with server_max_window_bits is accepted by naming it in the response, even at 15.
+    ['permessage-deflate; server_max_window_bits=15', 'permessage-deflate; server_max_window_bits=15', {}],
+    ['permessage-deflate; server_max_window_bits="15"; client_max_window_bits', 'permessage-deflate; server_max_window_bits=15', {}],
     ['permessage-deflate; server_max_window_bits=8', 'permessage-deflate; server_max_window_bits=8', { serverMaxWindowBits: 8 }],
     ['permessage-deflate; client_max_window_bits=9', 'permessage-deflate; client_max_window_bits=9', { clientMaxWindowBits: 9 }],
     ['permessage-deflate; client_max_window_bits=15', 'permessage-deflate; client_max_window_bits=15', {}],
@@ -94,6 +128,8 @@ t.test('negotiateServer honours the server options', async (t) => {
     [{ serverMaxWindowBits: 10 }, 'permessage-deflate', 'permessage-deflate; server_max_window_bits=10', { serverMaxWindowBits: 10 }],
     [{ serverMaxWindowBits: 10 }, 'permessage-deflate; server_max_window_bits=12', 'permessage-deflate; server_max_window_bits=10', { serverMaxWindowBits: 10 }],
     [{ serverMaxWindowBits: 12 }, 'permessage-deflate; server_max_window_bits=9', 'permessage-deflate; server_max_window_bits=9', { serverMaxWindowBits: 9 }],
+    [{ serverMaxWindowBits: 15 }, 'permessage-deflate; server_max_window_bits=15', 'permessage-deflate; server_max_window_bits=15', {}],
+    [{ serverMaxWindowBits: 12 }, 'permessage-deflate; server_max_window_bits=15', 'permessage-deflate; server_max_window_bits=12', { serverMaxWindowBits: 12 }],
     [{ clientMaxWindowBits: 10 }, CHROMIUM_OFFER, 'permessage-deflate; client_max_window_bits=10', { clientMaxWindowBits: 10 }],
     [{ clientMaxWindowBits: 10 }, 'permessage-deflate; client_max_window_bits=12', 'permessage-deflate; client_max_window_bits=10', { clientMaxWindowBits: 10 }],
     [{ clientMaxWindowBits: 12 }, 'permessage-deflate; client_max_window_bits=9', 'permessage-deflate; client_max_window_bits=9', { clientMaxWindowBits: 9 }],
@@ -121,14 +157,14 @@ t.test('every combination of offered parameters is answered consistently', async
     for (const cnct of [false, true]) {
       for (const smwb of bitsChoices) {
         for (const cmwb of [undefined, true, 8, 12, 15] as const) {
-          for (const serverMaxWindowBits of [15, 9]) {
+          for (const [serverMaxWindowBits, clientMaxWindowBits] of [[15, 15], [9, 15], [15, 10], [9, 12]] as const) {
             let offer = 'permessage-deflate'
             if (snct) offer += '; server_no_context_takeover'
             if (cnct) offer += '; client_no_context_takeover'
             if (smwb !== undefined) offer += `; server_max_window_bits=${smwb}`
             if (cmwb === true) offer += '; client_max_window_bits'
             else if (cmwb !== undefined) offer += `; client_max_window_bits=${cmwb}`
-            const result = negotiateServer(offer, { serverMaxWindowBits })
+            const result = negotiateServer(offer, { serverMaxWindowBits, clientMaxWindowBits })
             if (result === undefined) {
               t.fail(`declined ${offer}`)
               continue
@@ -138,8 +174,10 @@ t.test('every combination of offered parameters is answered consistently', async
             if (params.serverNoContextTakeover !== snct) t.fail(`server_no_context_takeover for ${offer}`)
             if (params.clientNoContextTakeover !== cnct) t.fail(`client_no_context_takeover for ${offer}`)
             if (params.serverMaxWindowBits !== Math.min(smwb ?? 15, serverMaxWindowBits)) t.fail(`server bits for ${offer}`)
-            if (params.clientMaxWindowBits !== (typeof cmwb === 'number' ? cmwb : 15)) t.fail(`client bits for ${offer}`)
-            if (cmwb === undefined && result.response.includes('client_max_window_bits')) t.fail(`client bits not offered: ${offer}`)
+            const clientBits = cmwb === undefined ? 15 : Math.min(cmwb === true ? 15 : cmwb, clientMaxWindowBits)
+            if (params.clientMaxWindowBits !== clientBits) t.fail(`client bits for ${offer}`)
+            const problem = breaksResponseRules(offer, result.response)
+            if (problem !== undefined) t.fail(`${problem}: ${offer} answered with ${result.response}`)
             // The response read back as a client would gives the same agreement.
             const reread = acceptClientResponse(result.response, {
               serverNoContextTakeover: snct,
@@ -153,7 +191,7 @@ t.test('every combination of offered parameters is answered consistently', async
       }
     }
   }
-  t.equal(count, 2 * 2 * 4 * 5 * 2)
+  t.equal(count, 2 * 2 * 4 * 5 * 4)
 })
 
 t.test('formatClientOffer', async (t) => {
@@ -161,6 +199,14 @@ t.test('formatClientOffer', async (t) => {
   t.equal(formatClientOffer({ serverNoContextTakeover: true, clientNoContextTakeover: true }), GORILLA_OFFER + '; client_max_window_bits')
   t.equal(formatClientOffer({ serverMaxWindowBits: 10, clientMaxWindowBits: 9 }), 'permessage-deflate; server_max_window_bits=10; client_max_window_bits=9')
   t.equal(formatClientOffer({ serverMaxWindowBits: 15, clientMaxWindowBits: 15 }), CHROMIUM_OFFER)
+  // Every offer names client_max_window_bits, so a response carrying it is never one to an offer
+  // without it (RFC 7692 7.1.2.2), and acceptClientResponse need not check that case.
+  for (const clientMaxWindowBits of [undefined, 8, 15]) {
+    for (const serverMaxWindowBits of [undefined, 9]) {
+      const offer = formatClientOffer({ clientMaxWindowBits, serverMaxWindowBits, clientNoContextTakeover: true })
+      t.match(offer, /; client_max_window_bits(=\d+)?$/, `offered: ${offer}`)
+    }
+  }
   t.throws(() => formatClientOffer({ serverMaxWindowBits: 7 }), RangeError)
   t.throws(() => formatClientOffer({ clientMaxWindowBits: 16 }), RangeError)
   t.throws(() => negotiateServer(CHROMIUM_OFFER, { clientMaxWindowBits: 9.5 }), RangeError)
@@ -203,6 +249,7 @@ t.test('acceptClientResponse', async (t) => {
 
 t.test('formatExtension', async (t) => {
   t.equal(formatExtension(agreed()), 'permessage-deflate')
-  t.equal(formatExtension(agreed(), true), 'permessage-deflate; client_max_window_bits=15')
+  t.equal(formatExtension(agreed(), { clientMaxWindowBits: true }), 'permessage-deflate; client_max_window_bits=15')
+  t.equal(formatExtension(agreed(), { serverMaxWindowBits: true }), 'permessage-deflate; server_max_window_bits=15')
   t.equal(formatExtension(agreed({ serverMaxWindowBits: 8, clientMaxWindowBits: 9 })), 'permessage-deflate; server_max_window_bits=8; client_max_window_bits=9')
 })

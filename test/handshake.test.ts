@@ -59,18 +59,61 @@ t.test('parseSubprotocols', async (t) => {
 t.test('checkSameOrigin', async (t) => {
   const req = (origin: string | undefined, host: string | null = 'example.com:8080') =>
     ({ headers: { ...(origin === undefined ? {} : { origin }), ...(host === null ? {} : { host }) } })
-  t.ok(checkSameOrigin(req(undefined)), 'no Origin header')
-  t.ok(checkSameOrigin(req('http://example.com:8080')))
-  t.ok(checkSameOrigin(req('https://EXAMPLE.com:8080')), 'scheme ignored, case-insensitive')
-  t.ok(checkSameOrigin(req('http://example.com:8080', 'Example.COM:8080')), 'Host compared case-insensitively')
-  t.ok(checkSameOrigin(req('http://example.com', 'example.com')))
-  t.ok(checkSameOrigin(req('http://[::1]:3000', '[::1]:3000')), 'IPv6 literal')
-  t.notOk(checkSameOrigin(req('http://example.com')), 'port differs')
-  t.notOk(checkSameOrigin(req('http://evil.com:8080')))
-  t.notOk(checkSameOrigin(req('null')), 'opaque origin does not parse')
-  t.notOk(checkSameOrigin(req('')), 'empty origin')
-  t.notOk(checkSameOrigin(req('not a url')))
-  t.notOk(checkSameOrigin(req('http://example.com:8080', null)), 'no Host header')
+  const same: Array<[origin: string | undefined, host: string, why?: string]> = [
+    [undefined, 'example.com:8080', 'no Origin header'],
+    ['http://example.com:8080', 'example.com:8080'],
+    ['https://EXAMPLE.com:8080', 'example.com:8080', 'the same explicit port whatever the scheme; hostnames case-insensitive'],
+    ['http://example.com:8080', 'Example.COM:8080', 'Host compared case-insensitively'],
+    ['http://example.com', 'example.com'],
+    ['https://example.com', 'example.com'],
+    ['ws://example.com', 'example.com'],
+    ['wss://example.com', 'example.com'],
+    // Default ports: an Origin without a port names its scheme's default.
+    ['http://localhost', 'localhost:80'],
+    ['https://localhost', 'localhost:443'],
+    ['ws://localhost', 'localhost:80'],
+    ['wss://localhost', 'localhost:443'],
+    ['http://localhost:80', 'localhost', 'an explicit default port in the Origin'],
+    ['https://localhost:443', 'localhost:443'],
+    ['http://localhost', 'localhost:', 'an empty Host port is the default'],
+    ['http://localhost', 'localhost:080', 'leading zeroes in the Host port'],
+    ['http://[::1]:3000', '[::1]:3000', 'IPv6 literal'],
+    ['http://[::1]', '[::1]:80'],
+    ['https://[::1]', '[::1]'],
+    ['http://[0:0::1]', '[::1]:80', 'IPv6 literals compare normalised'],
+    ['http://[::ABCD]', '[::abcd]'],
+    ['http://127.0.0.1', '127.0.0.1:80']
+  ]
+  for (const [origin, host, why] of same) t.ok(checkSameOrigin(req(origin, host)), why ?? `${String(origin)} / ${host}`)
+  const other: Array<[origin: string, host: string | null, why?: string]> = [
+    ['http://example.com', 'example.com:8080', 'port differs'],
+    ['http://evil.com:8080', 'example.com:8080'],
+    ['https://localhost', 'localhost:80', '443 is not 80'],
+    ['http://localhost', 'localhost:443', '80 is not 443'],
+    ['wss://localhost', 'localhost:80'],
+    ['http://localhost:8080', 'localhost', 'a Host without a port means the default port of the Origin\'s scheme'],
+    ['https://localhost:80', 'localhost', 'an Origin on the other scheme\'s default port'],
+    ['http://localhost:443', 'localhost'],
+    ['http://example.com', 'example.com:65616', 'a Host port past 65535 does not wrap to 80'],
+    ['http://example.com', 'example.com:80:80', 'two ports'],
+    ['http://example.com', 'example.com:http'],
+    ['http://example.com', 'evil.com@example.com', 'userinfo in Host'],
+    ['http://example.com', 'example.com/path'],
+    ['http://example.com', 'example.com\\'],
+    ['http://[::1]', '[::1', 'an unclosed IPv6 literal'],
+    ['http://[::1]', '[::g]', 'not an IPv6 literal'],
+    ['http://ex%zz.com', 'ex%zz.com', 'a name that is no URL host'],
+    ['http://example.com', 'ex%zz.com'],
+    ['http://[::1]:3000', '[::2]:3000'],
+    ['http://example.com', ''],
+    ['ftp://example.com', 'example.com', 'an Origin that is not http(s) or ws(s)'],
+    ['file:///etc/passwd', 'example.com'],
+    ['null', 'example.com:8080', 'opaque origin'],
+    ['', 'example.com:8080', 'empty origin'],
+    ['not a url', 'example.com:8080'],
+    ['http://example.com:8080', null, 'no Host header']
+  ]
+  for (const [origin, host, why] of other) t.notOk(checkSameOrigin(req(origin, host)), why ?? `${origin} / ${String(host)}`)
 })
 
 t.test('header sanitising', async (t) => {

@@ -97,6 +97,34 @@ t.test('checkOrigin: same origin by default, false, a list, or a function; per r
   t.same(await closeOf(await openWs(`${base}/custom`, { ...evil, headers: { 'X-Allowed': 'yes' } })), { code: 1000, reason: 'ok' })
 })
 
+t.test('the same-origin default fills in default ports; a refusal is logged with Origin, Host and the option', async (t) => {
+  const logs = collectLogs()
+  const port = await build(t, {}, (app) => {
+    app.get('/ws', { websocket: true }, (conn) => { conn.close(1000, 'ok') })
+  }, { logger: logs.logger })
+  const url = `ws://127.0.0.1:${port}/ws`
+  // A browser page at http://localhost behind a proxy that writes the port into Host.
+  for (const [origin, host] of [['http://localhost', 'localhost:80'], ['https://localhost', 'localhost:443'], ['https://localhost', 'localhost']]) {
+    t.same(await closeOf(await openWs(url, { origin, headers: { Host: host } })), { code: 1000, reason: 'ok' }, `${origin} with Host ${host}`)
+  }
+  const refused = await refusal(openWs(url, { origin: 'http://localhost', headers: { Host: 'localhost:443' } }))
+  t.equal(refused.status, 403, 'another port is another origin')
+  const entry = await logs.waitFor((e) => /handshake refused with 403/.test(e.msg))
+  t.equal(entry.level, LEVEL.info)
+  t.equal(entry.err?.message, 'websocket: request origin not allowed by checkOrigin (the default allows only the same origin): ' +
+    'Origin "http://localhost", Host "localhost:443"', 'the log line names the option and quotes Origin and Host')
+  t.equal(refused.body, `${entry.err?.message}\n`, 'the client reads the same reason')
+
+  const listed = await build(t, { checkOrigin: ['https://app.example'] }, (app) => {
+    app.get('/ws', { websocket: true }, (conn) => { conn.close(1000, 'ok') })
+  }, { logger: logs.logger })
+  const long = `https://${'x'.repeat(300)}.example`
+  t.equal((await refusal(openWs(`ws://127.0.0.1:${listed}/ws`, { origin: long }))).status, 403)
+  const listedEntry = await logs.waitFor((e) => /Origin "https:\/\/x+\.\.\."/.test(e.err?.message ?? ''))
+  t.equal(listedEntry.err?.message, `websocket: request origin not allowed by checkOrigin: Origin "${long.slice(0, 200)}...", Host "127.0.0.1:${listed}"`,
+    'a custom policy is named without the default\'s note, and a long Origin is cut')
+})
+
 t.test('a checkOrigin that throws is a server error: 500, logged at error level', async (t) => {
   const logs = collectLogs()
   const port = await build(t, { checkOrigin: () => { throw new Error('policy store down') } }, (app) => {

@@ -254,8 +254,13 @@ t.test('default checkOrigin', async (t) => {
   const noOrigin = await acceptedRequest(t, h.port, request())
   t.equal(noOrigin.statusLine, 'HTTP/1.1 101 Switching Protocols', 'no Origin accepted')
   t.ok((await h.nextOutcome()).conn)
-  const { res: other } = await expectRefusal(t, h, request({ Host: 'example.com:8080', Origin: 'https://evil.com:8080' }), 403, 'Forbidden')
+  const { res: other, error } = await expectRefusal(t, h, request({ Host: 'example.com:8080', Origin: 'https://evil.com:8080' }), 403, 'Forbidden')
   t.match(other.body, /origin not allowed/)
+  t.equal(error.message, 'websocket: request origin not allowed by checkOrigin (the default allows only the same origin): Origin "https://evil.com:8080", Host "example.com:8080"',
+    'the rejection names the option and quotes Origin and Host')
+  const port80 = await acceptedRequest(t, h.port, request({ Host: 'localhost:80', Origin: 'http://localhost' }))
+  t.equal(port80.statusLine, 'HTTP/1.1 101 Switching Protocols', 'a default port written in Host')
+  t.ok((await h.nextOutcome()).conn)
   await expectRefusal(t, h, request({ Host: 'example.com', Origin: 'null' }), 403, 'Forbidden')
 })
 
@@ -273,10 +278,13 @@ t.test('custom checkOrigin, sync and async', async (t) => {
   t.ok((await h.nextOutcome()).conn)
   t.equal((await acceptedRequest(t, h.port, request({ Origin: 'async-ok' }))).statusLine, 'HTTP/1.1 101 Switching Protocols')
   t.ok((await h.nextOutcome()).conn)
-  await expectRefusal(t, h, request({ Origin: 'async-no' }), 403, 'Forbidden')
+  const { error: refused } = await expectRefusal(t, h, request({ Origin: 'async-no' }), 403, 'Forbidden')
+  t.equal(refused.message, 'websocket: request origin not allowed by checkOrigin: Origin "async-no", Host "localhost"')
+  const { error: noOrigin } = await expectRefusal(t, h, request(), 403, 'Forbidden')
+  t.equal(noOrigin.message, 'websocket: request origin not allowed by checkOrigin: Origin (none), Host "localhost"')
   const { error } = await expectRefusal(t, h, request({ Origin: 'throws' }), 500, 'Internal Server Error')
   t.match((error.cause as Error).message, 'boom')
-  t.same(seen, ['sync-ok', 'async-ok', 'async-no', 'throws'])
+  t.same(seen, ['sync-ok', 'async-ok', 'async-no', 'undefined', 'throws'])
 })
 
 t.test('subprotocols: first of the client offer the server supports', async (t) => {

@@ -74,10 +74,14 @@ export function negotiateServer (
         ? MAX_WINDOW_BITS
         : Math.min(offer.clientMaxWindowBits === true ? MAX_WINDOW_BITS : offer.clientMaxWindowBits, wanted.clientMaxWindowBits)
     }
-    // A client that named its own window gets it echoed, so the response states the agreement.
-    const echoClientBits = offer.clientMaxWindowBits !== undefined &&
-      (offer.clientMaxWindowBits !== true || params.clientMaxWindowBits < MAX_WINDOW_BITS)
-    return { response: formatExtension(params, echoClientBits), params }
+    // RFC 7692 7.1.2.1: an offer naming server_max_window_bits is accepted only by naming it in
+    // the response (with the same or a smaller value), even when that value is 15. A client that
+    // named its own window gets it echoed, so the response states the agreement.
+    const echo = {
+      serverMaxWindowBits: offer.serverMaxWindowBits !== undefined,
+      clientMaxWindowBits: typeof offer.clientMaxWindowBits === 'number'
+    }
+    return { response: formatExtension(params, echo), params }
   }
   return undefined
 }
@@ -131,14 +135,14 @@ export function acceptClientResponse (responseHeader: string | readonly string[]
 
 /**
  * Formats agreed parameters as an extension value in a fixed order; window bits of 15 are left
- * out unless `withClientBits` forces `client_max_window_bits`.
+ * out unless `always` names the parameter (a response must carry any it was offered).
  */
-export function formatExtension (params: AgreedParams, withClientBits = false): string {
+export function formatExtension (params: AgreedParams, always: { serverMaxWindowBits?: boolean, clientMaxWindowBits?: boolean } = {}): string {
   let value = PERMESSAGE_DEFLATE
   if (params.serverNoContextTakeover) value += '; server_no_context_takeover'
   if (params.clientNoContextTakeover) value += '; client_no_context_takeover'
-  if (params.serverMaxWindowBits < MAX_WINDOW_BITS) value += `; server_max_window_bits=${params.serverMaxWindowBits}`
-  if (withClientBits || params.clientMaxWindowBits < MAX_WINDOW_BITS) value += `; client_max_window_bits=${params.clientMaxWindowBits}`
+  if (always.serverMaxWindowBits === true || params.serverMaxWindowBits < MAX_WINDOW_BITS) value += `; server_max_window_bits=${params.serverMaxWindowBits}`
+  if (always.clientMaxWindowBits === true || params.clientMaxWindowBits < MAX_WINDOW_BITS) value += `; client_max_window_bits=${params.clientMaxWindowBits}`
   return value
 }
 
