@@ -196,3 +196,15 @@ t.test('a ping behind a message inflating on the thread pool is answered only af
   t.equal((await first).data.length, MiB)
   conn.terminate()
 })
+
+t.test('the first read failure stays the error when a handler fails again later', async (t) => {
+  const { conn, peer, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  let calls = 0
+  conn.setPongHandler(() => { throw new Error(`pong handler failure ${++calls}`) })
+  const read = conn.readMessage()
+  peer.write(Buffer.concat([frame({ opcode: 10, payload: 'a', mask: true }), frame({ opcode: 10, payload: 'b', mask: true })]))
+  await t.rejects(read, { message: 'pong handler failure 1' }, 'the first failure')
+  while (calls < 2) await new Promise((resolve) => setImmediate(resolve))
+  await t.rejects(conn.readMessage(), { message: 'pong handler failure 1' }, 'still the first after the second')
+})

@@ -130,7 +130,7 @@ export class FrameParser {
     const length = chunk.length
     while (offset < length && !this.failed) {
       if (this.paused) {
-        this.hold(offset === 0 ? chunk : chunk.subarray(offset))
+        this.hold(chunk.subarray(offset))
         return
       }
       if (this.state === State.Header) {
