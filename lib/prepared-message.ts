@@ -1,6 +1,6 @@
 import { BinaryMessage, CloseMessage, MAX_CONTROL_PAYLOAD, PingMessage, PongMessage, TextMessage, type MessageType } from './protocol/constants.js'
 import { UsageError } from './protocol/errors.js'
-import { BAD_PAYLOAD, encodeFrame, toPayload, type Payload } from './framing.js'
+import { BAD_PAYLOAD, encodeFrame, toPayload, type Payload } from './protocol/framing.js'
 import { compressStandalone } from './deflate/codec.js'
 
 /**

@@ -11,3 +11,8 @@ export function rejected (error: unknown): Promise<never> {
   promise.catch(noop)
   return promise
 }
+
+/** `value` if it is an Error, else an Error saying what was thrown. */
+export function asError (value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value))
+}

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { Conn } from './conn.js'
+import { Conn } from './conn/conn.js'
 import {
   checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey, originRefusalReason,
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders

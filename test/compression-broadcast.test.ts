@@ -2,7 +2,7 @@
 // with the same level and window share one compression (counted at the zlib limiter, and seen as
 // identical frames on the wire), and each connection's own context goes on correctly afterwards.
 import t from 'tap'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { zlibLimiter } from '../lib/deflate/limiter.js'
 import { PreparedMessage } from '../lib/prepared-message.js'
 import { PingMessage, TextMessage } from '../lib/protocol/constants.js'

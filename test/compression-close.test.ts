@@ -3,7 +3,7 @@
 // is freed once the last inflation settles (never before, never twice, nothing left behind).
 import t from 'tap'
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { PerMessageDeflate } from '../lib/deflate/codec.js'
 import { zlibLimiter } from '../lib/deflate/limiter.js'
 import { CloseError, CloseSentError, ReadLimitError, TimeoutError, WriteClosedError } from '../lib/protocol/errors.js'

@@ -3,7 +3,7 @@
 // UTF-8 fail with 1007, RSV1 where it does not belong fails with 1002.
 import t from 'tap'
 import { constants, deflateRawSync } from 'node:zlib'
-import type { Conn, Message } from '../lib/conn.js'
+import type { Conn, Message } from '../lib/conn/conn.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
 import { UpgradeServer } from './helpers/compression-peers.js'
 import { WireClient, type FrameSpec } from './helpers/wire-client.js'

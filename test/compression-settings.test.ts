@@ -2,7 +2,7 @@
 // enableWriteCompression, setCompressionLevel, compressionNegotiated; receivers are ws where the
 // sender is ours, so an independent inflater reads every message.
 import t from 'tap'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { PreparedMessage } from '../lib/prepared-message.js'
 import { BinaryMessage, TextMessage } from '../lib/protocol/constants.js'
 import { CloseSentError } from '../lib/protocol/errors.js'

@@ -3,7 +3,7 @@
 // terminate(), EOF and socket errors, and sticky read errors.
 import t from 'tap'
 import { Duplex } from 'node:stream'
-import { Conn } from '../lib/conn.js'
+import { Conn } from '../lib/conn/conn.js'
 import {
   DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_READ_LIMIT, DEFAULT_WRITE_BUFFER_SIZE,
   resolveConnOptions

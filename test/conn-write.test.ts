@@ -8,7 +8,7 @@ import { closePayload, isSettledSoon, rawPeer, sleep, stallingSize, type WireMes
 import { connPair } from './helpers/tcp-pair.js'
 import { PreparedMessage } from '../lib/prepared-message.js'
 import { SimpleBufferPool, type BufferPool } from '../lib/buffer-pool.js'
-import { toPayload } from '../lib/framing.js'
+import { toPayload } from '../lib/protocol/framing.js'
 
 const TEXT = 1
 const BINARY = 2

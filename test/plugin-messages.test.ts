@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { dial } from '../lib/dialer.js'
 import { fastifyWsconn, MessageValidationError, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { LEVEL, collectLogs, listen, rawRequest, upgradeHeaders } from './helpers/plugin.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { SimpleBufferPool } from '../lib/buffer-pool.js'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { dial } from '../lib/dialer.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT, fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { LEVEL, closeOf, collectLogs, listen, openWs, rawRequest, refusal, upgradeHeaders } from './helpers/plugin.js'

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import WebSocket from 'ws'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
 import { HandshakeError, TimeoutError } from '../lib/protocol/errors.js'
 

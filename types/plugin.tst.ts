@@ -5,7 +5,7 @@ import Fastify, {
 } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Conn } from '../lib/conn.js'
+import type { Conn } from '../lib/conn/conn.js'
 import fastifyWsconnDefault, {
   fastifyWsconn, MessageValidationError, type RouteWebsocketOptions, type TypedConn, type WsconnPluginOptions
 } from '../lib/plugin/index.js'

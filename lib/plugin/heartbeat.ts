@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Conn, ControlHandler } from '../conn.js'
+import type { Conn, ControlHandler } from '../conn/conn.js'
 import { PingMessage } from '../protocol/constants.js'
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { useJsonCodec, type Conn, type JsonCodec as ConnJsonCodec } from '../conn.js'
+import { useJsonCodec, type Conn, type JsonCodec as ConnJsonCodec } from '../conn/conn.js'
 import type { InvalidMessagePolicy } from './options.js'
 
 /**

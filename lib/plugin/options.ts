@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Conn } from '../conn.js'
+import type { Conn } from '../conn/conn.js'
 import { checkSameOrigin } from '../handshake.js'
 import type { ConnOptions } from '../options.js'
 import { Upgrader, type UpgraderOptions } from '../upgrader.js'

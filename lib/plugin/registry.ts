@@ -1,4 +1,4 @@
-import type { Conn } from '../conn.js'
+import type { Conn } from '../conn/conn.js'
 import { CloseGoingAway } from '../protocol/constants.js'
 
 /** The close reason sent to every connection when the server shuts down. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Conn } from '../conn.js'
+import type { Conn } from '../conn/conn.js'
 import { CloseGoingAway, CloseInternalServerErr } from '../protocol/constants.js'
 import { CloseError, CloseSentError, HandshakeError, ProtocolError, WriteClosedError } from '../protocol/errors.js'
 import { startHeartbeat } from './heartbeat.js'

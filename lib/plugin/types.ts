@@ -4,7 +4,7 @@ import type {
   RouteGenericInterface, RouteOptions
 } from 'fastify'
 import type { CallSerializerTypeProvider, CallValidatorTypeProvider } from 'fastify/types/type-provider'
-import type { Conn, ReadOptions } from '../conn.js'
+import type { Conn, ReadOptions } from '../conn/conn.js'
 import type { InjectWSOptions } from './inject.js'
 import type { RouteWebsocketOptions } from './options.js'
 

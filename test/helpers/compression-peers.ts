@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import WebSocket, { WebSocketServer, type PerMessageDeflateOptions } from 'ws'
-import type { Conn } from '../../lib/conn.js'
+import type { Conn } from '../../lib/conn/conn.js'
 import { dial, type DialOptions } from '../../lib/dialer.js'
 import { Upgrader, type UpgraderOptions } from '../../lib/upgrader.js'
 import { prng } from './frames.js'

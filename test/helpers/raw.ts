@@ -2,7 +2,7 @@
 // and parses what the Conn sends with its own parser, written independently of lib/protocol.
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { Conn } from '../../lib/conn.js'
+import { Conn } from '../../lib/conn/conn.js'
 import type { ConnOptions } from '../../lib/options.js'
 import { frame, type FrameSpec } from './frames.js'
 import { socketPair } from './tcp-pair.js'

@@ -1,6 +1,6 @@
 import { createServer, connect, type Socket, type Server } from 'node:net'
 import { once } from 'node:events'
-import { Conn } from '../../lib/conn.js'
+import { Conn } from '../../lib/conn/conn.js'
 import type { ConnOptions } from '../../lib/options.js'
 
 /** Two raw TCP sockets connected over loopback, and the listening server to close afterwards. */

@@ -1,22 +1,20 @@
-import type { BufferPool } from './buffer-pool.js'
-import { rejected } from './settle.js'
-import { BAD_PAYLOAD, encodeHeader, toPayload, type Payload } from './framing.js'
-import type { MessageDeflation } from './deflate/compressor.js'
-import { OPCODE_CONTINUATION, type DataMessageType } from './protocol/constants.js'
-import { UsageError, WriteClosedError } from './protocol/errors.js'
-import { frameHeaderSize, writeFrameHeader } from './protocol/frame.js'
-import { applyMask, nextMaskKey } from './protocol/mask.js'
+import type { MessageDeflation } from '../deflate/compressor.js'
+import type { ResolvedConnOptions } from '../options.js'
+import { OPCODE_CONTINUATION, type DataMessageType } from '../protocol/constants.js'
+import { UsageError, WriteClosedError } from '../protocol/errors.js'
+import { frameHeaderSize, writeFrameHeader } from '../protocol/frame.js'
+import { BAD_PAYLOAD, encodeHeader, toPayload, type Payload } from '../protocol/framing.js'
+import { applyMask, nextMaskKey } from '../protocol/mask.js'
+import { rejected } from '../settle.js'
 
-/** What a MessageWriter needs from its connection. */
+/** What a MessageWriter needs from its connection's write side. */
 export interface WriterOwner {
-  isServer (): boolean
-  fragmentSize (): number
-  pool (): BufferPool | undefined
+  readonly isServer: boolean
+  readonly options: Pick<ResolvedConnOptions, 'writeBufferSize' | 'writeBufferPool'>
   /** The error that forbids writing now, if any. */
-  checkWritable (): Error | undefined
-  write (bytes: Buffer, done: (error?: Error | null) => void): boolean
-  cork (): void
-  uncork (): void
+  writeEnded (): Error | undefined
+  /** Sends a frame through the connection's write path; resolves once the socket wrote it. */
+  sendFragment (header: Buffer, payload: Buffer): Promise<void>
   /** Starts compressing a message of about `size` bytes, or undefined to send it uncompressed. */
   startCompression (size: number): MessageDeflation | undefined
   /** Called once, when the writer has sent its final frame or failed. */
@@ -93,7 +91,7 @@ export class MessageWriter {
   }
 
   async #append (bytes: Buffer): Promise<void> {
-    const size = this.#owner.fragmentSize()
+    const size = this.#owner.options.writeBufferSize
     let offset = 0
     while (offset < bytes.length) {
       if (this.#filled === size) await this.#flush(false)
@@ -107,14 +105,14 @@ export class MessageWriter {
 
   #takeBuffer (size: number): Buffer {
     if (this.#buffer === undefined) {
-      const pooled = this.#owner.pool()?.get()
+      const pooled = this.#owner.options.writeBufferPool?.get()
       this.#buffer = pooled !== undefined && pooled.length >= size ? pooled : Buffer.allocUnsafe(size)
     }
     return this.#buffer
   }
 
   async #flush (fin: boolean): Promise<void> {
-    const blocked = this.#failure ?? this.#owner.checkWritable()
+    const blocked = this.#failure ?? this.#owner.writeEnded()
     if (blocked !== undefined) throw blocked
     let payload = this.#buffer === undefined ? EMPTY : this.#buffer.subarray(0, this.#filled)
     // Whether to compress is decided once, on the first fragment: a full buffer, or the whole message.
@@ -126,13 +124,13 @@ export class MessageWriter {
       // zlib may hold everything back until more input comes; an empty fragment says nothing.
       if (!fin && payload.length === 0) return
       rsv1 = this.#first
-      const failed = this.#failure ?? this.#owner.checkWritable()
+      const failed = this.#failure ?? this.#owner.writeEnded()
       if (failed !== undefined) throw failed
     }
     const opcode = this.#first ? this.type : OPCODE_CONTINUATION
     this.#first = false
     let header: Buffer
-    if (this.#owner.isServer()) {
+    if (this.#owner.isServer) {
       header = encodeHeader(opcode, fin, rsv1, payload.length)
     } else {
       const key = nextMaskKey()
@@ -141,24 +139,13 @@ export class MessageWriter {
       applyMask(payload, key, 0)
     }
     this.#filled = 0
-    return new Promise<void>((resolve, reject) => {
-      const owner = this.#owner
-      owner.cork()
-      owner.write(header, noop)
-      owner.write(payload, (error) => {
-        if (error != null) reject(error)
-        else resolve()
-      })
-      owner.uncork()
-    })
+    return await this.#owner.sendFragment(header, payload)
   }
 
   #release (): void {
     const buffer = this.#buffer
     this.#buffer = undefined
-    if (buffer !== undefined) this.#owner.pool()?.put(buffer)
+    if (buffer !== undefined) this.#owner.options.writeBufferPool?.put(buffer)
     this.#owner.finished(this)
   }
 }
-
-function noop (): void {}

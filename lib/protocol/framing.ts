@@ -1,5 +1,5 @@
-import { frameHeaderSize, writeFrameHeader } from './protocol/frame.js'
-import { applyMask, nextMaskKey } from './protocol/mask.js'
+import { frameHeaderSize, writeFrameHeader } from './frame.js'
+import { applyMask, nextMaskKey } from './mask.js'
 
 /** What a message write accepts: bytes in any common form, or a string sent as UTF-8. */
 export type Payload = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView | string

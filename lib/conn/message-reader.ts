@@ -1,4 +1,4 @@
-import type { DataMessageType } from './protocol/constants.js'
+import type { DataMessageType } from '../protocol/constants.js'
 
 /** Pieces at least this big are kept as views; smaller ones are copied once a message has many pieces. */
 const KEEP_AS_VIEW = 1024

@@ -1,0 +1,378 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { PerMessageDeflate } from '../deflate/codec.js'
+import type { AgreedParams } from '../deflate/negotiation.js'
+import { checkLevel, type PerMessageDeflateOptions } from '../deflate/options.js'
+import { resolveConnOptions, type ConnOptions, type ResolvedConnOptions } from '../options.js'
+import type { PreparedMessage } from '../prepared-message.js'
+import {
+  BinaryMessage, CloseMessage, PingMessage, PongMessage, TextMessage,
+  type ControlMessageType, type DataMessageType, type MessageType
+} from '../protocol/constants.js'
+import { CloseError, UsageError, WriteClosedError, stackless } from '../protocol/errors.js'
+import type { Payload } from '../protocol/framing.js'
+import { rejected } from '../settle.js'
+import { ConnClosing } from './close.js'
+import { readJSON, writeJSON, type JsonCodec } from './json.js'
+import type { MessageReader } from './message-reader.js'
+import type { MessageWriter } from './message-writer.js'
+import { ConnReader, ReadKind, type CloseHandler, type ControlHandler, type Message, type ReadOptions } from './read.js'
+import { ConnWriter, controlPayload } from './write.js'
+
+export type { CloseHandler, ControlHandler, Message, ReadOptions } from './read.js'
+export type { JsonCodec } from './json.js'
+
+/** How a connection came to be; built by `Upgrader` and `Dialer`. */
+export interface ConnInit {
+  isServer: boolean
+  /** Bytes that arrived after the HTTP handshake; parsed before anything else. */
+  head?: Buffer
+  /** The negotiated subprotocol, '' for none. */
+  subprotocol?: string
+  /** The negotiated Sec-WebSocket-Extensions value, '' for none. */
+  extensions?: string
+  /** Client side: the server's 101 response. */
+  response?: { statusCode: number, headers: IncomingHttpHeaders }
+  options?: ConnOptions
+  /** permessage-deflate as negotiated by the handshake; absent when it was not. */
+  compression?: { params: AgreedParams, options?: PerMessageDeflateOptions }
+}
+
+/** Where a socket keeps its connection, so one set of listener functions serves every socket. */
+const kConn = Symbol('fastify-wsconn.conn')
+type ConnSocket = Duplex & { [kConn]: Conn }
+let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
+
+/** Makes `readJSON`/`writeJSON` of `conn` go through `codec` (undefined restores plain JSON). */
+export function useJsonCodec (conn: Conn, codec: JsonCodec | undefined): void {
+  setJsonCodec(conn, codec)
+}
+
+/**
+ * A WebSocket connection (RFC 6455) over a socket, with gorilla/websocket's API in Promise form.
+ * Reads and writes may be called from any number of async tasks: reads are served in call order,
+ * writes are queued so frames never interleave, and control frames (ping, pong, close) are
+ * answered as they arrive even when nobody reads.
+ */
+export class Conn implements AsyncIterable<Message> {
+  /** The subprotocol the handshake agreed on, '' for none. */
+  readonly subprotocol: string
+  /** The negotiated Sec-WebSocket-Extensions value, '' for none. */
+  readonly extensions: string
+  /** Client side: the server's 101 response; undefined on the server. */
+  readonly response: { statusCode: number, headers: IncomingHttpHeaders } | undefined
+  /** Whether this is the server end (it expects masked frames and sends unmasked ones). */
+  readonly isServer: boolean
+
+  // An idle connection is kept small (servers hold tens of thousands): no closures of its own,
+  // queues linked through their items, flags packed, rarely used state made on demand. Each
+  // concern owns its state: the read side (read.ts), the write side (write.ts), closing (close.ts).
+  readonly #socket: Duplex
+  readonly #options: ResolvedConnOptions
+  readonly #deflate: PerMessageDeflate | undefined
+  readonly #reader: ConnReader
+  readonly #writer: ConnWriter
+  readonly #closing: ConnClosing
+  #json: JsonCodec | undefined
+
+  static {
+    setJsonCodec = (conn, codec) => { conn.#json = codec }
+  }
+
+  constructor (socket: Duplex, init: ConnInit) {
+    this.#socket = socket
+    this.isServer = init.isServer
+    this.subprotocol = init.subprotocol ?? ''
+    this.extensions = init.extensions ?? ''
+    this.response = init.response
+    const options = this.#options = resolveConnOptions(init.options)
+    if (init.compression !== undefined) {
+      this.#deflate = new PerMessageDeflate(init.compression.params, init.isServer, {
+        ...init.compression.options,
+        readLimit: () => this.#reader.parser.options.readLimit
+      })
+    }
+    this.#writer = new ConnWriter(socket, init.isServer, options, this.#deflate)
+    this.#closing = new ConnClosing(socket, init.isServer, options.closeTimeout, this.#writer)
+    this.#reader = new ConnReader(socket, init.isServer, options, this.#deflate, this.#closing)
+    this.#closing.reader = this.#reader
+    const netSocket = socket as Partial<Socket>
+    if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
+    if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)
+    ;(socket as ConnSocket)[kConn] = this
+    socket.on('data', Conn.#onSocketData)
+    socket.on('end', Conn.#onSocketEnd)
+    socket.on('error', Conn.#onSocketError)
+    socket.on('close', Conn.#onSocketClose)
+    socket.on('drain', Conn.#onSocketDrain)
+    // Once end() was called Node reports the last flush with 'finish', never with 'drain'.
+    socket.on('finish', Conn.#onSocketDrain)
+    if (init.head !== undefined && init.head.length > 0) this.#reader.parser.push(init.head)
+    if (socket.destroyed) this.#onClose()
+  }
+
+  /** Resolves once the underlying socket has closed, however that happened. Never rejects. */
+  get closed (): Promise<void> {
+    return this.#closing.closed
+  }
+
+  // ---- Addresses and state -------------------------------------------------------------------
+
+  /** The underlying socket. Reading or writing it directly corrupts the WebSocket stream. */
+  get socket (): Duplex {
+    return this.#socket
+  }
+
+  /** The local IP address, when the socket is a TCP socket. */
+  get localAddress (): string | undefined {
+    return (this.#socket as Partial<Socket>).localAddress
+  }
+
+  /** The local port, when the socket is a TCP socket. */
+  get localPort (): number | undefined {
+    return (this.#socket as Partial<Socket>).localPort
+  }
+
+  /** The peer's IP address, when the socket is a TCP socket. */
+  get remoteAddress (): string | undefined {
+    return (this.#socket as Partial<Socket>).remoteAddress
+  }
+
+  /** The peer's port, when the socket is a TCP socket. */
+  get remotePort (): number | undefined {
+    return (this.#socket as Partial<Socket>).remotePort
+  }
+
+  /** Bytes handed to the socket and not yet written to the kernel. */
+  get bufferedAmount (): number {
+    return this.#socket.writableLength
+  }
+
+  /** The read limit in bytes (0 = none). */
+  get readLimit (): number {
+    return this.#reader.parser.options.readLimit
+  }
+
+  /** The fragment size of `nextWriter` messages. */
+  get writeBufferSize (): number {
+    return this.#options.writeBufferSize
+  }
+
+  /** Bytes of unread messages that pause reading from the socket when exceeded. */
+  get readBufferSize (): number {
+    return this.#options.readBufferSize
+  }
+
+  /** Sets the largest message the connection accepts; a bigger one closes it with 1009. 0 = none. */
+  setReadLimit (limit: number): void {
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`websocket: read limit must be an integer >= 0, got ${limit}`)
+    this.#reader.parser.options.readLimit = limit
+  }
+
+  // ---- Reading --------------------------------------------------------------------------------
+
+  /**
+   * Resolves with the next data message, whole. Messages are delivered in order, one per call,
+   * also to concurrent callers. After a failure (a close frame from the peer included) every read
+   * rejects with the same error.
+   */
+  readMessage (options?: ReadOptions): Promise<Message> {
+    return this.#reader.enqueue(ReadKind.Message, options?.signal)
+  }
+
+  /**
+   * Resolves with a reader that streams the next data message as it arrives, so a message far
+   * larger than memory can be consumed. Starting another read discards what the previous reader
+   * left unread, as in gorilla.
+   */
+  nextReader (options?: ReadOptions): Promise<MessageReader> {
+    return this.#reader.enqueue(ReadKind.Stream, options?.signal)
+  }
+
+  /**
+   * Reads the next message and parses it as JSON (or through the plugin's schema); a parse error
+   * rejects but leaves the connection usable.
+   */
+  readJSON<T = unknown> (options?: ReadOptions): Promise<T> {
+    return readJSON<T>(this, this.#json, options)
+  }
+
+  /** Iterates over messages until the peer closes with 1000, 1001 or no status; other failures throw. */
+  [Symbol.asyncIterator] (): AsyncIterator<Message> {
+    return new MessageIterator(this.#reader)
+  }
+
+  /**
+   * Fails reads at `deadline` (a Date or epoch milliseconds; null clears it). A read that fails
+   * this way breaks the read side for good, as in gorilla; use a read's `signal` for a soft timeout.
+   */
+  setReadDeadline (deadline: Date | number | null): void {
+    this.#reader.setDeadline(deadline === null ? null : +deadline)
+  }
+
+  // ---- Control handlers ----------------------------------------------------------------------
+
+  /** Replaces what happens when a close frame arrives; null restores the default (echo the code, then end TCP). */
+  setCloseHandler (handler: CloseHandler | null): void {
+    this.#reader.handlers.close = handler ?? undefined
+  }
+
+  /** Replaces what happens when a ping arrives; null restores the default (answer with a pong of the same payload). */
+  setPingHandler (handler: ControlHandler | null): void {
+    this.#reader.handlers.ping = handler ?? undefined
+  }
+
+  /** Replaces what happens when a pong arrives; null restores the default (nothing). */
+  setPongHandler (handler: ControlHandler | null): void {
+    this.#reader.handlers.pong = handler ?? undefined
+  }
+
+  // ---- Writing --------------------------------------------------------------------------------
+
+  /**
+   * Sends a whole message as one frame. Resolves once the socket took the bytes, after a 'drain'
+   * when the socket was over its high-water mark. Calls made while a `nextWriter` is open wait
+   * for it to close, so frames of different messages never interleave. The promise may be
+   * ignored: a write nobody awaits never becomes an unhandled rejection.
+   */
+  writeMessage (type: MessageType, data: Payload): Promise<void> {
+    if (type === TextMessage || type === BinaryMessage) return this.#writer.writeMessage(type, data)
+    if (type === CloseMessage || type === PingMessage || type === PongMessage) return this.writeControl(type, data)
+    return rejected(new UsageError(`bad message type ${String(type)}`))
+  }
+
+  /**
+   * Sends `value` as a JSON text message (no trailing newline, unlike gorilla's encoder), or as the
+   * plugin's schema serializer writes it.
+   */
+  writeJSON (value: unknown): Promise<void> {
+    return writeJSON(this, this.#json, value)
+  }
+
+  /** Sends a message framed once by a PreparedMessage; the same bytes serve every server connection. */
+  writePreparedMessage (message: PreparedMessage): Promise<void> {
+    if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
+    return this.#writer.writePrepared(message)
+  }
+
+  /**
+   * Resolves with a writer for one message of `type`: `write(chunk)` sends fragments of at most
+   * `writeBufferSize` bytes and `close()` sends the final frame. Other writes wait until it closes;
+   * control frames still go out between its fragments.
+   */
+  nextWriter (type: DataMessageType): Promise<MessageWriter> {
+    if (type !== TextMessage && type !== BinaryMessage) return rejected(new UsageError(`nextWriter needs a data message type, got ${String(type)}`))
+    return this.#writer.nextWriter(type)
+  }
+
+  /**
+   * Sends a close, ping or pong frame (payload of at most 125 bytes) at once, between the frames of
+   * any message being written. A `deadline` already past rejects with a TimeoutError without writing;
+   * otherwise the frame must be flushed by then or the connection is torn down.
+   */
+  writeControl (type: ControlMessageType, data: Payload = Buffer.alloc(0), deadline?: Date | number): Promise<void> {
+    if (type !== CloseMessage && type !== PingMessage && type !== PongMessage) {
+      return rejected(new UsageError(`bad control message type ${String(type)}`))
+    }
+    const payload = controlPayload(data)
+    if (typeof payload === 'string') return rejected(new UsageError(payload))
+    const writer = this.#writer
+    const closeWasSent = writer.closeSent
+    const written = writer.writeControl(type, payload, deadline === undefined ? undefined : +deadline)
+    if (type === CloseMessage && !closeWasSent && writer.closeSent) this.#closing.closeSent()
+    return written
+  }
+
+  /** Every later write must be flushed by `deadline` (a Date or epoch ms; null clears), or the connection is torn down. */
+  setWriteDeadline (deadline: Date | number | null): void {
+    this.#writer.setDeadline(deadline === null ? 0 : +deadline)
+  }
+
+  /** Turns compression of later messages on or off; it has no effect when none was negotiated. */
+  enableWriteCompression (enable: boolean): void {
+    this.#writer.enableCompression(enable)
+  }
+
+  /** Sets the zlib level (0-9) of messages compressed from now on; throws a RangeError otherwise. */
+  setCompressionLevel (level: number): void {
+    checkLevel(level)
+    this.#deflate?.setLevel(level)
+  }
+
+  /** Whether permessage-deflate was negotiated for this connection. */
+  get compressionNegotiated (): boolean {
+    return this.#deflate !== undefined
+  }
+
+  // ---- Closing --------------------------------------------------------------------------------
+
+  /**
+   * Runs the closing handshake: after every message already accepted for writing, sends a close
+   * frame with `code` and `reason`, waits for the peer's close frame and the end of TCP (a client
+   * waits for the server to end it), and destroys the socket if that takes longer than
+   * `closeTimeout`. Resolves when the socket is closed; never rejects. Later writes reject with
+   * CloseSentError.
+   */
+  close (code = 1000, reason = ''): Promise<void> {
+    return this.#closing.close(code, reason)
+  }
+
+  /** Destroys the socket at once, without a closing handshake (gorilla's `Close`). */
+  terminate (): void {
+    this.#socket.destroy()
+  }
+
+  // ---- Socket events ----------------------------------------------------------------------------
+
+  // One function per event for every socket: `this` is the socket, which knows its connection.
+  static readonly #onSocketData = function (this: ConnSocket, chunk: Buffer): void {
+    this[kConn].#reader.parser.push(chunk)
+  }
+
+  static readonly #onSocketEnd = function (this: ConnSocket): void {
+    const conn = this[kConn]
+    conn.#reader.inputEnded(undefined)
+    conn.#closing.peerEnded()
+  }
+
+  static readonly #onSocketError = function (this: ConnSocket, error: Error): void {
+    const conn = this[kConn]
+    if (conn.#reader.error === undefined) conn.#reader.inputEnded(stackless(() => new CloseError(1006, error.message, { cause: error })))
+    if (conn.#writer.error === undefined) conn.#writer.fail(stackless(() => new WriteClosedError(`socket error: ${error.message}`)))
+  }
+
+  static readonly #onSocketClose = function (this: ConnSocket): void {
+    this[kConn].#onClose()
+  }
+
+  static readonly #onSocketDrain = function (this: ConnSocket): void {
+    this[kConn].#writer.drained()
+  }
+
+  #onClose (): void {
+    const closing = this.#closing
+    if (closing.isSocketClosed) return
+    this.#reader.socketClosed()
+    const writer = this.#writer
+    writer.fail(writer.error ?? stackless(() => new WriteClosedError('connection closed')))
+    writer.socketClosed()
+    closing.socketClosed()
+  }
+}
+
+/** Iterates over messages: each `next()` is one read, resolved directly with its result. */
+class MessageIterator implements AsyncIterator<Message> {
+  readonly reader: ConnReader
+  constructor (reader: ConnReader) {
+    this.reader = reader
+  }
+
+  next (): Promise<IteratorResult<Message>> {
+    return this.reader.enqueue(ReadKind.Iterate, undefined)
+  }
+
+  return (): Promise<IteratorResult<Message>> {
+    return Promise.resolve({ value: undefined, done: true })
+  }
+}

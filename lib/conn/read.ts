@@ -1,0 +1,566 @@
+import type { Duplex } from 'node:stream'
+import { type DataMessageType, TextMessage } from '../protocol/constants.js'
+import { CloseError, ProtocolError, TimeoutError, isCloseError, stackless } from '../protocol/errors.js'
+import { FrameParser, type FrameSink } from '../protocol/parser.js'
+import type { InflateTarget, MessageInflation, PerMessageDeflate } from '../deflate/codec.js'
+import type { ResolvedConnOptions } from '../options.js'
+import { asError } from '../settle.js'
+import { InboundMessage, MessageReader, type ReaderOwner } from './message-reader.js'
+
+/** One received data message. */
+export interface Message {
+  type: DataMessageType
+  data: Buffer
+}
+
+/** Options of a single read. */
+export interface ReadOptions {
+  /** Aborting stops waiting for the message; the connection stays usable (unlike a read deadline). */
+  signal?: AbortSignal
+}
+
+/** Called with the close code (1005 when none) and reason of a received close frame. */
+export type CloseHandler = (code: number, text: string) => void | Promise<void>
+/** Called with the payload of a received ping or pong. */
+export type ControlHandler = (data: Buffer) => void | Promise<void>
+
+export const enum ReadKind {
+  /** readMessage: resolves with a Message. */
+  Message,
+  /** nextReader: resolves with a MessageReader as soon as the message starts. */
+  Stream,
+  /** The async iterator: resolves with an IteratorResult, done at a normal close. */
+  Iterate
+}
+
+interface PendingRead {
+  kind: ReadKind
+  resolve: (value: any) => void
+  reject: (error: Error) => void
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  next: PendingRead | undefined
+}
+
+/** What the read side reports to the rest of the connection, in wire order. */
+export interface ReadEvents {
+  /** A ping arrived and no ping handler is set: answer it. */
+  defaultPing (data: Buffer): void
+  /** A valid close frame arrived; reads already fail with its CloseError. */
+  closeFrame (code: number, text: string): void
+  /** The peer broke a rule (in a frame or a compressed message); reads already fail with it. */
+  protocolError (error: ProtocolError): void
+}
+
+/** Control handlers set by the application; made on first use. */
+interface ControlHandlers {
+  close: CloseHandler | undefined
+  ping: ControlHandler | undefined
+  pong: ControlHandler | undefined
+}
+
+const NORMAL_ENDS = [1000, 1001, 1005]
+
+/** State bits of the read side, packed in one number. */
+const enum ReadFlag {
+  /** The socket is paused because too many unread bytes wait. */
+  Paused = 1,
+  /**
+   * The socket delivers no more, but the parser holds input behind an inflation for a reader
+   * that waits: the end of input is reported once that input is parsed.
+   */
+  InputEnded = 2,
+  SocketClosed = 4,
+  DeflateReleased = 8
+}
+
+/**
+ * The read side of a connection: the frame parser's sink, the inbox of complete or started
+ * messages nobody took yet, the reads waiting for one, TCP flow control (the read-ahead),
+ * inflation of compressed messages and the control handlers. Reads are served in call order;
+ * after a failure every read rejects with the same error, once the messages that came before it
+ * were delivered.
+ */
+export class ConnReader implements FrameSink {
+  readonly parser: FrameParser
+  readonly #socket: Duplex
+  readonly #options: ResolvedConnOptions
+  readonly #deflate: PerMessageDeflate | undefined
+  readonly #events: ReadEvents
+  #flags = 0
+
+  #inboxHead: InboundMessage | undefined
+  #inboxTail: InboundMessage | undefined
+  /** The message whose frames are arriving. */
+  #current: InboundMessage | undefined
+  #readHead: PendingRead | undefined
+  #readTail: PendingRead | undefined
+  #streamReader: MessageReader | undefined
+  #error: Error | undefined
+  /** Bytes of unread messages (compressed ones until inflated): what the read-ahead bounds. */
+  #bufferedBytes = 0
+
+  /** The inflation of the compressed message being received. */
+  #inflation: MessageInflation | undefined
+  /** Compressed messages fully received and still inflating, oldest first. */
+  #inflating: InboundMessage[] | undefined
+  /**
+   * Compressed bytes handed to the inflater and not yet consumed, plus one for an end of message
+   * not yet inflated; while above 0 the parser holds later frames back.
+   */
+  #inflateBacklog = 0
+  /** The read error to report once input held at the socket's end is parsed. */
+  #inputEndError: Error | undefined
+
+  #handlers: ControlHandlers | undefined
+  #deadline: NodeJS.Timeout | undefined
+  /** Made when the first streaming reader needs it, so idle connections carry none. */
+  #readerOwner: ReaderOwner | undefined
+
+  constructor (socket: Duplex, isServer: boolean, options: ResolvedConnOptions, deflate: PerMessageDeflate | undefined, events: ReadEvents) {
+    this.#socket = socket
+    this.#options = options
+    this.#deflate = deflate
+    this.#events = events
+    this.parser = new FrameParser(this, {
+      isServer,
+      readLimit: options.readLimit,
+      maxFragments: options.maxFragments,
+      allowRsv1: deflate !== undefined,
+      validateUtf8: options.validateUtf8
+    })
+  }
+
+  /** The permanent read error, once there is one. */
+  get error (): Error | undefined {
+    return this.#error
+  }
+
+  #is (flag: ReadFlag): boolean {
+    return (this.#flags & flag) !== 0
+  }
+
+  #set (flag: ReadFlag, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag
+  }
+
+  // ---- Reads ------------------------------------------------------------------------------------
+
+  /** Queues a read of `kind`; see Conn's readMessage, nextReader and iterator. */
+  enqueue<T> (kind: ReadKind, signal: AbortSignal | undefined): Promise<T> {
+    // A new read abandons the rest of the message a previous streaming reader left.
+    if (this.#streamReader !== undefined) this.#streamReader.discard()
+    if (signal?.aborted === true) return Promise.reject(signal.reason)
+    return new Promise<T>((resolve, reject) => {
+      const read: PendingRead = { kind, resolve, reject, signal, onAbort: undefined, next: undefined }
+      if (signal !== undefined) {
+        read.onAbort = () => {
+          this.#removeRead(read)
+          reject(signal.reason)
+          this.#updateFlow()
+        }
+        signal.addEventListener('abort', read.onAbort, { once: true })
+      }
+      if (this.#readTail === undefined) this.#readHead = read
+      else this.#readTail.next = read
+      this.#readTail = read
+      this.#serveReads()
+      // Input the socket delivered before its end is parsed only for a reader that asks for it.
+      if (this.#is(ReadFlag.InputEnded) && this.#readHead !== undefined) this.#resumeInput()
+    })
+  }
+
+  #shiftRead (): PendingRead {
+    const read = this.#readHead!
+    this.#readHead = read.next
+    if (read.next === undefined) this.#readTail = undefined
+    read.next = undefined
+    return read
+  }
+
+  /** Takes a waiting read out of the queue (its signal aborted; a settled read is no longer listening). */
+  #removeRead (read: PendingRead): void {
+    if (this.#readHead === read) {
+      this.#shiftRead()
+      return
+    }
+    let previous = this.#readHead!
+    while (previous.next !== read) previous = previous.next!
+    previous.next = read.next
+    if (this.#readTail === read) this.#readTail = previous
+    read.next = undefined
+  }
+
+  #pushInbox (message: InboundMessage): void {
+    if (this.#inboxTail === undefined) this.#inboxHead = message
+    else this.#inboxTail.next = message
+    this.#inboxTail = message
+  }
+
+  #shiftInbox (): void {
+    const message = this.#inboxHead!
+    this.#inboxHead = message.next
+    if (message.next === undefined) this.#inboxTail = undefined
+    message.next = undefined
+  }
+
+  #serveReads (): void {
+    for (let read = this.#readHead; read !== undefined; read = this.#readHead) {
+      const message = this.#inboxHead
+      if (message === undefined) {
+        const error = this.#error
+        if (error === undefined) break
+        this.#readHead = this.#readTail = undefined
+        for (let item: PendingRead | undefined = read; item !== undefined;) {
+          const next: PendingRead | undefined = item.next
+          item.next = undefined
+          settleError(item, error)
+          item = next
+        }
+        break
+      }
+      if (read.kind === ReadKind.Stream) {
+        this.#shiftRead()
+        this.#shiftInbox()
+        // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
+        const reader = new MessageReader(message, this.#readerOwner ??= this.#makeReaderOwner())
+        this.#streamReader = reader
+        settleValue(read, reader)
+        continue
+      }
+      if (!message.done) break
+      this.#shiftRead()
+      this.#shiftInbox()
+      this.#bufferedBytes -= message.bytes
+      settleValue(read, { type: message.type, data: message.takeAll() })
+    }
+    this.#updateFlow()
+  }
+
+  /** Pauses the socket while too much unread data waits, unless a read is waiting for it. */
+  #updateFlow (): void {
+    if (this.#is(ReadFlag.SocketClosed)) return
+    const head = this.#readHead
+    const waitingForWhole = head !== undefined && head.kind !== ReadKind.Stream && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
+    const readAhead = this.#options.readBufferSize
+    const pause = (this.#bufferedBytes > readAhead && !waitingForWhole) || this.parser.heldBytes > readAhead
+    if (pause !== this.#is(ReadFlag.Paused)) {
+      this.#set(ReadFlag.Paused, pause)
+      if (pause) this.#socket.pause()
+      else this.#socket.resume()
+    }
+  }
+
+  #makeReaderOwner (): ReaderOwner {
+    return {
+      consumed: (bytes) => {
+        this.#bufferedBytes -= bytes
+        this.#updateFlow()
+      },
+      released: (reader) => {
+        if (this.#streamReader === reader) this.#streamReader = undefined
+      }
+    }
+  }
+
+  /** Makes `error` the permanent read error: queued complete messages are still delivered first. */
+  fail (error: Error): void {
+    if (this.#error !== undefined) return
+    this.#error = error
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline)
+    const current = this.#current
+    if (current !== undefined) {
+      // It stays #current: the parser still hands over its remaining frames, which are dropped.
+      current.discarded = true
+      this.#abandon(current, error)
+    }
+    this.#serveReads()
+  }
+
+  /** A message that can never complete: it leaves the inbox, and a reader streaming it fails with `error`. */
+  #abandon (message: InboundMessage, error: Error): void {
+    message.error = error
+    let previous: InboundMessage | undefined
+    for (let item = this.#inboxHead; item !== undefined; previous = item, item = item.next) {
+      if (item !== message) continue
+      if (previous === undefined) this.#inboxHead = item.next
+      else previous.next = item.next
+      if (this.#inboxTail === item) this.#inboxTail = previous
+      item.next = undefined
+      this.#bufferedBytes -= message.bytes
+      break
+    }
+    message.wake?.()
+  }
+
+  /** Fails reads at `deadline` (epoch ms), or clears the deadline with null. */
+  setDeadline (deadline: number | null): void {
+    if (this.#deadline !== undefined) {
+      clearTimeout(this.#deadline)
+      this.#deadline = undefined
+    }
+    if (deadline === null) return
+    const timer = setTimeout(() => {
+      this.#deadline = undefined
+      this.fail(new TimeoutError('read deadline exceeded'))
+    }, Math.max(0, deadline - Date.now()))
+    timer.unref()
+    this.#deadline = timer
+  }
+
+  // ---- The parser's sink ------------------------------------------------------------------------
+
+  onWholeMessage (type: DataMessageType, payload: Buffer): void {
+    if (this.#error !== undefined) return
+    const read = this.#readHead
+    if (read !== undefined && this.#inboxHead === undefined && read.kind !== ReadKind.Stream) {
+      // The common case, a reader already waiting: no message object, no queue.
+      this.#shiftRead()
+      settleValue(read, { type, data: payload })
+      return
+    }
+    const message = new InboundMessage(type, false)
+    message.push(payload)
+    message.done = true
+    this.#pushInbox(message)
+    this.#bufferedBytes += payload.length
+    if (read !== undefined) this.#serveReads()
+    else this.#updateFlow()
+  }
+
+  onMessageStart (type: DataMessageType, compressed: boolean): void {
+    const message = new InboundMessage(type, compressed)
+    this.#current = message
+    // Every compressed message is inflated, a discarded one too: its frames still arrive.
+    if (compressed) {
+      this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+    }
+    if (this.#error !== undefined) {
+      message.discarded = true
+      return
+    }
+    this.#pushInbox(message)
+    if (this.#readHead !== undefined && this.#readHead.kind === ReadKind.Stream) this.#serveReads()
+  }
+
+  onMessageData (piece: Buffer): void {
+    const message = this.#current!
+    if (message.compressed) {
+      // Inflated even when nobody wants the message: the peer's compression history needs it.
+      this.#bufferedBytes += piece.length
+      this.#inflateBacklog += piece.length
+      this.#inflation!.write(piece)
+      this.#holdInputWhileInflating()
+      this.#updateFlow()
+      return
+    }
+    if (message.discarded) return
+    this.#deliver(message, piece)
+  }
+
+  onMessageEnd (): void {
+    const message = this.#current!
+    this.#current = undefined
+    if (message.compressed) {
+      // One whose inflation already failed (behind an earlier failure, say) has nothing left to wait for.
+      if (message.error === undefined) (this.#inflating ??= []).push(message)
+      const inflation = this.#inflation!
+      this.#inflation = undefined
+      this.#inflateBacklog++
+      inflation.end()
+      this.#holdInputWhileInflating()
+      return
+    }
+    this.#messageDone(message)
+  }
+
+  onPing (data: Buffer): void {
+    const handler = this.#handlers?.ping
+    if (handler === undefined) this.#events.defaultPing(data)
+    else this.#runHandler(handler, data)
+  }
+
+  onPong (data: Buffer): void {
+    const handler = this.#handlers?.pong
+    if (handler !== undefined) this.#runHandler(handler, data)
+  }
+
+  onClose (code: number, text: string): void {
+    if (this.#error === undefined) this.fail(stackless(() => new CloseError(code, text)))
+    this.#events.closeFrame(code, text)
+  }
+
+  onProtocolError (error: ProtocolError): void {
+    // Nothing received after the offending frame or message is acted on (an inflation failure
+    // comes after the parser moved on).
+    this.parser.stop()
+    this.fail(error)
+    if (this.#is(ReadFlag.InputEnded)) this.#endInput(undefined)
+    this.#events.protocolError(error)
+  }
+
+  #deliver (message: InboundMessage, piece: Buffer): void {
+    message.push(piece)
+    this.#bufferedBytes += piece.length
+    if (message.wake !== undefined) message.wake()
+    else this.#updateFlow()
+  }
+
+  #messageDone (message: InboundMessage): void {
+    message.done = true
+    if (message.wake !== undefined) message.wake()
+    else if (this.#readHead !== undefined) this.#serveReads()
+  }
+
+  // ---- Control handlers -------------------------------------------------------------------------
+
+  /** The handlers, made on first use. */
+  get handlers (): ControlHandlers {
+    this.#handlers ??= { close: undefined, ping: undefined, pong: undefined }
+    return this.#handlers
+  }
+
+  /** The application's close handler, if it set one. */
+  get closeHandler (): CloseHandler | undefined {
+    return this.#handlers?.close
+  }
+
+  #runHandler (handler: ControlHandler, data: Buffer): void {
+    try {
+      const result = handler(data)
+      if (result !== undefined) result.catch((error: unknown) => { this.fail(asError(error)) })
+    } catch (error) {
+      this.fail(asError(error))
+    }
+  }
+
+  // ---- Inflation --------------------------------------------------------------------------------
+
+  /** Where the inflated bytes of one compressed message go. */
+  #inflateInto (message: InboundMessage): InflateTarget {
+    return {
+      onData: (chunk) => {
+        if (message.error === undefined && !message.discarded) this.#deliver(message, chunk)
+      },
+      onEnd: () => {
+        this.#inflateBacklog--
+        this.#inflationSettled(message)
+        if (message.error === undefined) this.#messageDone(message)
+        this.#resumeInput()
+      },
+      onError: (error) => {
+        this.#inflateBacklog = 0
+        this.#inflationSettled(message)
+        // The message may be whole on the wire already (no longer #current), so fail() would
+        // leave it, and the reads waiting for it, in the inbox forever.
+        this.#abandon(message, error)
+        this.onProtocolError(error)
+        this.#serveReads()
+      },
+      onConsumed: (bytes) => {
+        this.#bufferedBytes -= bytes
+        this.#inflateBacklog -= bytes
+        this.#resumeInput()
+        this.#updateFlow()
+      }
+    }
+  }
+
+  #inflationSettled (message: InboundMessage): void {
+    const inflating = this.#inflating
+    const index = inflating === undefined ? -1 : inflating.indexOf(message)
+    if (index !== -1) inflating!.splice(index, 1)
+    this.#releaseDeflate()
+  }
+
+  /** Frees the zlib contexts once the socket is gone and nothing received before its end still inflates. */
+  #releaseDeflate (): void {
+    if (!this.#is(ReadFlag.SocketClosed) || this.#is(ReadFlag.InputEnded | ReadFlag.DeflateReleased)) return
+    const inflating = this.#inflating
+    if (inflating === undefined || inflating.length === 0) {
+      this.#set(ReadFlag.DeflateReleased, true)
+      this.#deflate?.close()
+    }
+  }
+
+  /**
+   * Holds later frames back while a compressed piece inflates on the thread pool, so that a frame
+   * after a message that turns out corrupt (a ping, say) is never acted on; pieces inflated on
+   * this thread finish before this is called and hold nothing.
+   */
+  #holdInputWhileInflating (): void {
+    if (this.#inflateBacklog > 0) this.parser.pause()
+  }
+
+  /**
+   * Parses the input held behind an inflation once it has finished. After the socket's end, only
+   * while a reader waits: input nobody asks for is not worth inflating.
+   */
+  #resumeInput (): void {
+    const parser = this.parser
+    if (!parser.isPaused || this.#inflateBacklog > 0) return
+    const ended = this.#is(ReadFlag.InputEnded)
+    if (ended && !this.#readerWaiting()) return
+    parser.resume()
+    if (ended && !parser.isPaused) this.#endInput(this.#inputEndError)
+    this.#updateFlow()
+  }
+
+  #readerWaiting (): boolean {
+    return this.#readHead !== undefined || this.#streamReader !== undefined
+  }
+
+  // ---- The end of input -------------------------------------------------------------------------
+
+  /**
+   * The socket delivers no more input (`error` is the read error to report, 1006 by default).
+   * Input held behind an inflation is still parsed for a reader waiting for it; otherwise it is
+   * dropped, with the inflations nobody will read.
+   */
+  inputEnded (error: Error | undefined): void {
+    if (this.#is(ReadFlag.InputEnded)) return
+    const parser = this.parser
+    if (parser.isPaused && !parser.isFailed && this.#readerWaiting()) {
+      this.#set(ReadFlag.InputEnded, true)
+      this.#inputEndError = error
+      return
+    }
+    this.#endInput(error)
+  }
+
+  /** The socket closed: no more pausing, and the codec goes once nothing inflates any more. */
+  socketClosed (): void {
+    this.#set(ReadFlag.SocketClosed, true)
+    this.inputEnded(undefined)
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline)
+  }
+
+  /** Reports the end of input to readers (1006 when no close frame came) and drops what still inflates. */
+  #endInput (error: Error | undefined): void {
+    this.#set(ReadFlag.InputEnded, false)
+    this.#inputEndError = undefined
+    this.parser.stop()
+    if (this.#error === undefined) this.fail(error ?? stackless(() => new CloseError(1006, 'unexpected EOF')))
+    const inflating = this.#inflating
+    if (inflating !== undefined && inflating.length > 0) {
+      // Whole on the wire but not inflated: nobody waited for these, and nobody will get them.
+      for (const message of inflating.splice(0)) this.#abandon(message, this.#error!)
+      this.#inflateBacklog = 0
+      this.#set(ReadFlag.DeflateReleased, true)
+      this.#deflate!.close()
+      this.#serveReads()
+    }
+    this.#releaseDeflate()
+  }
+}
+
+function settleValue (read: PendingRead, value: unknown): void {
+  if (read.onAbort !== undefined) read.signal!.removeEventListener('abort', read.onAbort)
+  read.resolve(read.kind === ReadKind.Iterate ? { value, done: false } : value)
+}
+
+function settleError (read: PendingRead, error: Error): void {
+  if (read.onAbort !== undefined) read.signal!.removeEventListener('abort', read.onAbort)
+  if (read.kind === ReadKind.Iterate && isCloseError(error, ...NORMAL_ENDS)) read.resolve({ value: undefined, done: true })
+  else read.reject(error)
+}
