@@ -201,10 +201,15 @@ t.test('the first read failure stays the error when a handler fails again later'
   const { conn, peer, cleanup } = await rawPeer()
   t.teardown(cleanup)
   let calls = 0
-  conn.setPongHandler(() => { throw new Error(`pong handler failure ${++calls}`) })
+  let secondCall!: () => void
+  const secondCalled = new Promise<void>((resolve) => { secondCall = resolve })
+  conn.setPongHandler(() => {
+    if (++calls === 2) secondCall()
+    throw new Error(`pong handler failure ${calls}`)
+  })
   const read = conn.readMessage()
   peer.write(Buffer.concat([frame({ opcode: 10, payload: 'a', mask: true }), frame({ opcode: 10, payload: 'b', mask: true })]))
   await t.rejects(read, { message: 'pong handler failure 1' }, 'the first failure')
-  while (calls < 2) await new Promise((resolve) => setImmediate(resolve))
+  await secondCalled
   await t.rejects(conn.readMessage(), { message: 'pong handler failure 1' }, 'still the first after the second')
 })
