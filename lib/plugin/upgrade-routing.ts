@@ -68,11 +68,19 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
     const onFinish = (): void => { endSocketSoon(socket) }
     response.once('finish', onFinish)
     if (websocket) {
-      (req as UpgradeCarrier)[kPendingUpgrade] = {
+      // A FIN while the hooks run means the client can never complete a WebSocket: free the
+      // socket now rather than when the hooks end (the handshake then refuses it).
+      const onSocketEnd = (): void => {
+        log.debug('websocket: the client closed the connection before the handshake')
+        socket.destroy()
+      }
+      socket.on('end', onSocketEnd)
+      ;(req as UpgradeCarrier)[kPendingUpgrade] = {
         socket,
         head,
         claim () {
           socket.off('error', onSocketError)
+          socket.off('end', onSocketEnd)
           response.off('finish', onFinish)
           response.detachSocket(socket as Socket)
         }
