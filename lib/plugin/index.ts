@@ -2,6 +2,7 @@ import { subscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { injectWS, type InjectWSOptions } from './inject.js'
+import { guardHandshakes } from '../handshake-guard.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, httpError, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
@@ -65,11 +66,14 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
 
   const onUpgrade = createUpgradeListener(fastify, registry)
   fastify.server.on('upgrade', onUpgrade)
+  // Slowloris: nothing else bounds a connection that stalls before its upgrade request is complete.
+  const stopGuard = guardHandshakes(fastify.server, { headersTimeout: options.headersTimeout })
   fastify.addHook('preClose', async function () {
     await registry.shutdown(gracePeriod)
   })
   fastify.addHook('onClose', function (_instance, done) {
     fastify.server.off('upgrade', onUpgrade)
+    stopGuard()
     done()
   })
 }

@@ -2,6 +2,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { isGuardListener } from '../handshake-guard.js'
 import { endSocketSoon, isWebSocketUpgrade, writeHttpResponse } from '../handshake.js'
 
 /** A WebSocket upgrade request on its way through Fastify's router, before the handshake. */
@@ -32,6 +33,11 @@ export function refuseUnavailable (socket: Duplex): void {
   writeHttpResponse(socket, 503, { 'Content-Type': 'application/json; charset=utf-8' }, SERVICE_UNAVAILABLE_BODY)
 }
 
+/** Whether a listener other than `own` (and other than a handshake guard's) may take upgrades. */
+function hasOtherUpgradeListener (server: FastifyInstance['server'], own: unknown): boolean {
+  return server.listeners('upgrade').some((listener) => listener !== own && !isGuardListener(listener))
+}
+
 /** What the upgrade listener needs to know about the plugin's state. */
 export interface UpgradeRoutingState {
   /** True once `app.close()` has begun: new upgrades get 503. */
@@ -50,7 +56,7 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
     const websocket = isWebSocketUpgrade(req)
     // Another protocol (curl's `Upgrade: h2c`, say) is left to another listener when there is
     // one; otherwise it is answered as plain HTTP, ignoring the Upgrade header as RFC 9110 allows.
-    if (!websocket && fastify.server.listenerCount('upgrade') > 1) return
+    if (!websocket && hasOtherUpgradeListener(fastify.server, onUpgrade)) return
     // Node removed its own 'error' listener before emitting 'upgrade'; an error now (the client
     // went away while hooks run) is logged below error level and must never crash the process.
     const onSocketError = (err: Error): void => {

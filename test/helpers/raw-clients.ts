@@ -32,11 +32,10 @@ export async function stalledClients (port: number, count: number, bytes: string
   }))
 }
 
-/** Resolves once every socket in `sockets` has closed. */
-export async function allClosed (sockets: Iterable<Socket>): Promise<void> {
-  await Promise.all([...sockets].map(async (socket) => {
-    if (!socket.closed) await once(socket, 'close')
-  }))
+/** Resolves with true once every socket in `sockets` has closed, or false after `limitMs` (a bound against a hang). */
+export async function allClosed (sockets: Iterable<Socket>, limitMs = 10_000): Promise<boolean> {
+  const list = [...sockets]
+  return await eventually(() => list.every((socket) => socket.closed), limitMs)
 }
 
 /** The server's side of every connection it accepts, for as long as each one is open. */
