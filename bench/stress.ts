@@ -5,7 +5,7 @@
 import os from 'node:os'
 import { installCleanup } from './runner/procs.js'
 import { parseStressArgs, type StressSettings } from './stress/args.js'
-import { FD_HEADROOM, fdLimitNote, fdLimits, rerunWithFdLimit } from './stress/limits.js'
+import { FD_HEADROOM, fdLimit, fdLimitNote } from './stress/limits.js'
 import { PeakRss } from './stress/peak.js'
 import { echoCheck, sleep } from './stress/peer.js'
 import { duration, mib, type Context, type Outcome, type Scenario } from './stress/scenario.js'
@@ -29,8 +29,6 @@ async function main (): Promise<number> {
   }
   const scale = settings.quick ? 0.1 : 1
   const needed = Math.round(IDLE_CONNECTIONS * scale) + FD_HEADROOM
-  const rerun = rerunWithFdLimit(needed)
-  if (rerun !== undefined) return await rerun
   installCleanup()
   console.log([
     `fastify-wsconn stress, ${settings.quick ? 'QUICK run (--quick: 1/10 of every count)' : 'full run'}`,
@@ -39,7 +37,7 @@ async function main (): Promise<number> {
     `${fdLimitNote(needed)}; every server is a fresh process per scenario, started through tsx as its npm script does, with PORT=0 on 127.0.0.1`,
     'columns: the scenario\'s figures | the server: RSS peak (VmHWM, reset before the scenario) and RSS and JS heap after a GC, each against the baseline after one warm-up echo; open fds after the run; a fresh client\'s echo | verdict'
   ].join('\n'))
-  const maxConnections = Math.max(100, fdLimits().soft - FD_HEADROOM)
+  const maxConnections = Math.max(100, fdLimit() - FD_HEADROOM)
   let failed = 0
   for (const spec of TARGETS.filter((t) => settings.targets.includes(t.name))) {
     console.log(`\n== ${spec.name}: ${spec.label} ==`)
@@ -58,7 +56,7 @@ async function runOne (spec: TargetSpec, scenario: Scenario, scale: number, maxC
   const label = `${spec.name.padEnd(6)} ${scenario.name.padEnd(18)}`
   let target: TargetProcess
   try {
-    target = await TargetProcess.start(spec, scenario.compression === true, undefined)
+    target = await TargetProcess.start(spec, scenario.compression === true)
   } catch (err) {
     return { line: `${label} server did not start: ${(err as Error).message} | FAIL`, ok: false }
   }

@@ -51,14 +51,13 @@ export class TargetProcess {
     child.on('exit', (code, signal) => { this.#exit = signal ?? `code ${String(code)}` })
   }
 
-  /** Starts the target; `compression` sets COMPRESSION=1, `fdLimit` raises its `ulimit -n` first. */
-  static async start (spec: TargetSpec, compression: boolean, fdLimit: number | undefined): Promise<TargetProcess> {
+  /** Starts the target; `compression` sets COMPRESSION=1. */
+  static async start (spec: TargetSpec, compression: boolean): Promise<TargetProcess> {
     const child = spawnNode({
       file: spec.file,
       args: [],
       nodeFlags: ['--expose-gc', '--import', path.join(ROOT, 'bench', 'stress', 'probe.ts')],
       env: { ...process.env, PORT: '0', COMPRESSION: compression ? '1' : '0' },
-      fdLimit,
       pipeStdout: true
     })
     try {
