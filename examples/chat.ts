@@ -37,6 +37,7 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>()
   // Awaited, so the routes below are declared after the plugin has loaded.
   // Chat lines repeat a lot: with context takeover, permessage-deflate shrinks them several times.
+  // Connections that stall before their request are closed after 10 s (the default headersTimeout).
   await app.register(fastifyWsconn, { readLimit: 4096, pingInterval: 30_000, compression: true })
 
   const members = new Set<ChatConn>()

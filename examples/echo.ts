@@ -5,8 +5,10 @@
 //   /echo/stream    nextReader + nextWriter (streams each message through in fragments)
 //   /echo/prepared  readMessage + PreparedMessage
 // COMPRESSION=1 turns on permessage-deflate (every message compressed, whatever its size).
+// HEADERS_TIMEOUT (ms, default 10000; 0 turns it off) bounds how long a new connection may take to
+// send its request: connections that stall before it (slowloris) are closed.
 import { createServer } from 'node:http'
-import { Upgrader, PreparedMessage, CloseError, type Conn } from '../lib/index.js'
+import { Upgrader, PreparedMessage, CloseError, guardHandshakes, type Conn } from '../lib/index.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
@@ -54,6 +56,9 @@ const server = createServer((req, res) => {
   res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
   res.end('This is a WebSocket echo server: connect to ws://' + (req.headers.host ?? `localhost:${port}`) + '/echo\n')
 })
+
+// Node's own header timeout (60 s, checked every 30 s) leaves stalled connections open far too long.
+guardHandshakes(server, { headersTimeout: Number(process.env.HEADERS_TIMEOUT ?? 10_000) })
 
 server.on('upgrade', (req, socket, head) => {
   const path = new URL(req.url ?? '/', 'http://x').pathname

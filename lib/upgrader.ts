@@ -207,10 +207,17 @@ export class Upgrader {
   /**
    * Answers an HTTP upgrade request on its raw socket. Resolves to a server Conn once the 101 has
    * been written; otherwise the HTTP refusal has been written, the socket is closed, and the
-   * promise rejects with a HandshakeError carrying the status (0 when the socket failed or timed out).
+   * promise rejects with a HandshakeError carrying the status (0 when the socket failed or timed out,
+   * or when the client closed its side, sending FIN, before the 101: such a socket is destroyed).
    */
   async upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
     if (socket.destroyed) throw new HandshakeError('socket already closed', 0)
+    // A client that half-closed before the 101 can never answer a close frame. Node may have
+    // reported its FIN already (the socket was not read since the request), so no event will come.
+    if (socket.readableEnded) {
+      socket.destroy()
+      throw new HandshakeError('the client closed its side of the connection before the handshake', 0)
+    }
     const attempt = new UpgradeAttempt(socket, this.#handshakeTimeout, this.#maxEarlyBytes)
     try {
       const subprotocol = await this.#negotiate(req, attempt, responseHeaders)

@@ -5,6 +5,8 @@ import { dial } from '../lib/dialer.js'
 import { PongMessage } from '../lib/protocol/constants.js'
 import { fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { LEVEL, closeOf, collectLogs, listen, openWs, rawRequest, upgradeHeaders, type LogEntry } from './helpers/plugin.js'
+import { eventually, rawClient, trackServerSockets, upgradeRequest } from './helpers/raw-clients.js'
+import { clientFrame } from './helpers/wire-client.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
@@ -267,6 +269,61 @@ t.test('an upgrade whose hooks or handshake finish during shutdown is not served
   t.equal((await refusedLater).status, 503)
   t.same(await closeOf(await upgradedLater), { code: 1001, reason: 'server shutting down' })
   t.equal(handlerCalls, 0)
+})
+
+t.test('clients that send FIN while an async hook runs are refused and leave nothing behind', async (t) => {
+  let handlersStarted = 0
+  let handlersEnded = 0
+  const { app, port, logs } = await build(t, { closeGracePeriod: 60_000 }, (app) => {
+    const handler = async (conn: { readMessage: () => Promise<unknown> }): Promise<void> => {
+      handlersStarted++
+      try {
+        await conn.readMessage()
+      } catch {} finally {
+        handlersEnded++
+      }
+    }
+    // The hook returns only once the server has seen the FIN (nothing was sent after the request,
+    // so Node reports it without anyone reading).
+    app.get('/fin', {
+      websocket: true,
+      preHandler: async (request) => {
+        const socket = request.raw.socket
+        if (!socket.readableEnded && !socket.destroyed) {
+          await new Promise((resolve) => { socket.once('end', resolve); socket.once('close', resolve) })
+        }
+      }
+    }, handler)
+    // A frame follows the request here: the FIN stays behind it, unseen until someone reads.
+    app.get('/fin-after-frame', {
+      websocket: true,
+      preHandler: async () => { await new Promise((resolve) => setTimeout(resolve, 5)) }
+    }, handler)
+    // A hook slower than the client: it ends only once the plugin has freed the socket.
+    app.get('/fin-slow-hook', {
+      websocket: true,
+      preHandler: async (request) => {
+        const socket = request.raw.socket
+        if (!socket.closed) await new Promise((resolve) => socket.once('close', resolve))
+      }
+    }, handler)
+  })
+  const serverSockets = trackServerSockets(app.server)
+  const frame = clientFrame({ opcode: 1, payload: 'hello' })
+  const paths = ['/fin', '/fin-after-frame', '/fin-slow-hook']
+  const clients = await Promise.all(Array.from({ length: 51 }, async (_, i) => {
+    const socket = await rawClient(port)
+    const path = paths[i % 3]!
+    socket.write(path === '/fin-after-frame' ? Buffer.concat([Buffer.from(upgradeRequest(port, path)), frame]) : upgradeRequest(port, path))
+    socket.end()
+    return socket
+  }))
+  t.ok(await eventually(() => serverSockets.size === 0 && clients.every((c) => c.closed)), 'every server socket was destroyed')
+  t.equal(app.websocketConnections.size, 0, 'no connection was kept')
+  t.equal(handlersEnded, handlersStarted, 'every handler that started has ended')
+  t.notOk(logs.some((e) => e.level >= LEVEL.error), 'nothing logged at error level')
+  // With nothing registered, close() has no closing handshake to wait for (the grace period is a minute).
+  await app.close()
 })
 
 async function waitUntil (condition: () => boolean): Promise<void> {

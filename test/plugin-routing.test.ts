@@ -253,6 +253,43 @@ t.test('a route declared before the plugin loaded refuses upgrades loudly', asyn
   t.same(await closeOf(await openWs(`ws://127.0.0.1:${port}/late`)), { code: 1000, reason: 'late works' })
 })
 
+t.test('a plain request to a websocket route declared before the plugin loaded never reaches the websocket handler', async (t) => {
+  const logs = collectLogs()
+  const app = Fastify({ logger: logs.logger })
+  t.teardown(() => app.close())
+  let websocketHandlerCalls = 0
+  // Called with (request, reply) by mistake, it answers, so the mistake shows instead of a hang.
+  const websocketHandler = ((_conn: unknown, second: { send?: (body: string) => void }) => {
+    websocketHandlerCalls++
+    second.send?.('the websocket handler ran')
+  }) as never
+  // Routes declared before the plugin loaded, on the root and in a plugin that loads first.
+  app.get('/before', { websocket: true }, websocketHandler)
+  app.register(async (child) => {
+    child.get('/child', { websocket: true }, websocketHandler)
+    // Plain routes declared early stay plain, and so does the HTTP handler of a route with a wsHandler.
+    child.get('/plain', async () => 'plain')
+    child.get('/both', { wsHandler: websocketHandler }, async () => 'http side')
+  })
+  await app.register(fastifyWsconn)
+  const port = await listen(app)
+  for (const [method, path] of [['GET', '/before'], ['HEAD', '/before'], ['GET', '/child']] as const) {
+    const response = await app.inject({ method, url: path })
+    t.equal(response.statusCode, 500, `${method} ${path}`)
+    if (method === 'GET') {
+      t.match(response.json(), { code: 'FST_WS_ROUTE_DECLARED_TOO_EARLY', message: /declared before fastify-wsconn was loaded.*after `await app.register\(fastifyWsconn\)`/ })
+    }
+  }
+  const overTcp = await rawRequest(port, '/before', { Connection: 'close' })
+  t.equal(overTcp.status, 500)
+  t.equal((await app.inject('/plain')).body, 'plain')
+  t.equal((await app.inject('/both')).body, 'http side')
+  t.equal((await rawRequest(port, '/both', upgradeHeaders())).status, 500, 'its upgrades are refused as before')
+  t.equal(websocketHandlerCalls, 0, 'no websocket handler ran')
+  const warnings = logs.entries.filter((e) => e.level === LEVEL.warn && /declared before fastify-wsconn/.test(e.msg))
+  t.same(warnings.map((e) => /route ([A-Z]+ \/\w+)/.exec(e.msg)?.[1]), ['GET /before', 'HEAD /before', 'GET /child', 'GET /both'], 'warned once per route')
+})
+
 t.test('a non-WebSocket upgrade is answered as plain HTTP', async (t) => {
   const { port } = await build(t, (app) => {
     app.get('/page', async () => 'plain page')

@@ -65,6 +65,8 @@ const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number'> = {
   computeAcceptKey: 'function',
   Upgrader: 'class',
   DEFAULT_UPGRADE_TIMEOUT: 'number',
+  guardHandshakes: 'function',
+  DEFAULT_HEADERS_TIMEOUT: 'number',
   Dialer: 'class',
   dial: 'function',
   DialAbortError: 'class',
@@ -107,6 +109,7 @@ const DOCUMENTED_DEFAULTS: Record<string, number> = {
   DEFAULT_WRITE_BUFFER_SIZE: 4096,
   DEFAULT_CLOSE_TIMEOUT: 5000,
   DEFAULT_UPGRADE_TIMEOUT: 10_000,
+  DEFAULT_HEADERS_TIMEOUT: 10_000,
   DEFAULT_DIAL_TIMEOUT: 45_000,
   DEFAULT_PLUGIN_READ_LIMIT: 1024 * 1024,
   DEFAULT_CLOSE_GRACE_PERIOD: 5000

@@ -6,6 +6,8 @@ import WebSocket from 'ws'
 import type { Conn } from '../lib/conn/conn.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
 import { HandshakeError, TimeoutError } from '../lib/protocol/errors.js'
+import { eventually, rawClient, trackServerSockets, upgradeRequest } from './helpers/raw-clients.js'
+import { clientFrame } from './helpers/wire-client.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 type Outcome = { conn: Conn, error?: undefined } | { conn?: undefined, error: HandshakeError }
@@ -406,6 +408,40 @@ t.test('a socket destroyed before upgrade is called rejects at once', async (t) 
   socket.destroy()
   const req = { method: 'GET', headers: {} } as unknown as IncomingMessage
   await t.rejects(upgrader.upgrade(req, socket, Buffer.alloc(0)), { name: 'HandshakeError', status: 0 })
+})
+
+t.test('clients that send FIN before upgrade() is called are refused and their sockets destroyed', async (t) => {
+  const upgrader = new Upgrader()
+  const outcomes: Outcome[] = []
+  const server = createServer()
+  const serverSockets = trackServerSockets(server)
+  server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (req.url === '/fin') {
+      // Nothing follows the request, so Node reports the FIN without anyone reading.
+      if (!socket.readableEnded) await new Promise((resolve) => socket.once('end', resolve))
+    } else {
+      // A frame follows the request: the FIN behind it is seen only once someone reads.
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    upgrader.upgrade(req, socket, head).then((conn) => outcomes.push({ conn }), (error: HandshakeError) => outcomes.push({ error }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const o of outcomes) o.conn?.terminate()
+    server.close()
+  })
+  const port = (server.address() as AddressInfo).port
+  const frame = clientFrame({ opcode: 1, payload: 'hello' })
+  const clients = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+    const socket = await rawClient(port)
+    socket.write(i % 2 === 0 ? upgradeRequest(port, '/fin') : Buffer.concat([Buffer.from(upgradeRequest(port, '/frame')), frame]))
+    socket.end()
+    return socket
+  }))
+  t.ok(await eventually(() => outcomes.length === 50), 'every upgrade settled')
+  t.same(outcomes.filter((o) => o.conn !== undefined).length, 0, 'no connection was made')
+  t.ok(outcomes.every((o) => o.error?.status === 0), 'each was refused with status 0')
+  t.ok(await eventually(() => serverSockets.size === 0 && clients.every((c) => c.closed)), 'every server socket was destroyed')
 })
 
 t.test('concurrent upgrades on one Upgrader', async (t) => {

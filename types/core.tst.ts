@@ -1,6 +1,6 @@
 import { expect, test } from 'tstyche'
 import {
-  Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError,
+  Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError, guardHandshakes,
   TextMessage, BinaryMessage, PingMessage, formatCloseMessage, type Message, type DataMessageType
 } from '../lib/index.js'
 
@@ -52,4 +52,10 @@ test('factories', () => {
   expect(new Upgrader({ checkOrigin: () => true }).upgrade).type.toBeCallableWith({} as import('node:http').IncomingMessage, {} as import('node:net').Socket, Buffer.alloc(0))
   expect(new PreparedMessage(TextMessage, 'x')).type.toBe<PreparedMessage>()
   expect(formatCloseMessage(1000)).type.toBe<Buffer>()
+})
+
+test('guardHandshakes takes an http or https server and returns its disposer', () => {
+  expect(guardHandshakes({} as import('node:http').Server, { headersTimeout: 5000 })).type.toBe<() => void>()
+  expect(guardHandshakes({} as import('node:https').Server)).type.toBe<() => void>()
+  expect(guardHandshakes).type.not.toBeCallableWith({} as import('node:net').Server)
 })

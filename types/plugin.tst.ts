@@ -18,7 +18,7 @@ test('the plugin and its options', () => {
   expect(fastifyWsconn).type.toBe<FastifyPluginAsync<WsconnPluginOptions>>()
   expect(fastifyWsconnDefault).type.toBe<FastifyPluginAsync<WsconnPluginOptions>>()
   const app = Fastify()
-  expect(app.register(fastifyWsconn, { readLimit: 1024, pingInterval: 30_000, checkOrigin: ['https://a.example'], closeGracePeriod: 1000 })).type.not.toRaiseError()
+  expect(app.register(fastifyWsconn, { readLimit: 1024, pingInterval: 30_000, checkOrigin: ['https://a.example'], closeGracePeriod: 1000, headersTimeout: 5000 })).type.not.toRaiseError()
   expect(app.register(fastifyWsconn, { checkOrigin: (req) => req.headers.origin === undefined })).type.not.toRaiseError()
   expect(app.register(fastifyWsconn, { onInvalidMessage: 'reject', compression: { threshold: 1024 } })).type.not.toRaiseError()
   expect(app.register(fastifyWsconn, { onInvalidMessage: 'ignore' })).type.toRaiseError('"ignore"')

@@ -17,6 +17,8 @@ export interface ClientSettings {
   deflate: boolean
   /** Message size, to count messages on bare TCP. */
   size: number
+  /** Request path of the upgrade (default '/'). */
+  path?: string
 }
 
 // Every socket reads into this one buffer (net's `onread`): no allocation per read and no
@@ -50,7 +52,7 @@ export class BenchClient {
     })
     this.socket.setNoDelay(true)
     this.socket.on('connect', () => {
-      if (settings.transport === 'ws') this.socket.write(upgradeRequest(settings.port, settings.deflate))
+      if (settings.transport === 'ws') this.socket.write(upgradeRequest(settings.port, settings.deflate, settings.path ?? '/'))
       else this.#opened()
     })
     this.socket.on('error', (err) => { this.#error ??= err })
@@ -63,6 +65,16 @@ export class BenchClient {
   /** Whether the server sent a close frame. */
   get closeReceived (): boolean {
     return this.#counter.closed
+  }
+
+  /** The status code of the server's close frame (1005 for none; undefined before it). */
+  get closeCode (): number | undefined {
+    return this.#counter.closeCode
+  }
+
+  /** Pongs the server sent. */
+  get pongs (): number {
+    return this.#counter.pongs
   }
 
   #opened (): void {
@@ -107,8 +119,8 @@ export class BenchClient {
   }
 }
 
-function upgradeRequest (port: number, deflate: boolean): string {
-  return 'GET / HTTP/1.1\r\n' +
+function upgradeRequest (port: number, deflate: boolean, path: string): string {
+  return `GET ${path} HTTP/1.1\r\n` +
     `Host: 127.0.0.1:${port}\r\n` +
     'Upgrade: websocket\r\n' +
     'Connection: Upgrade\r\n' +

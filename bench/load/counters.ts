@@ -4,21 +4,29 @@ export interface MessageCounter {
   push: (chunk: Buffer, start: number, end: number) => number
   /** Whether a close frame was seen (WebSocket only). */
   closed: boolean
+  /** Status code of the close frame: 1005 when it had none, undefined before it is complete. */
+  closeCode: number | undefined
+  /** Pong frames seen. */
+  pongs: number
 }
 
 /**
  * Counts server frames: reads just the 2-10 header bytes of each frame (collecting them across
  * chunk boundaries) and skips the payload. A data frame with FIN ends a message; control frames
- * are not messages, and a close frame is noted.
+ * are not messages, and a close frame is noted (with its status code), and pongs are counted.
  */
 export class FrameCounter implements MessageCounter {
   closed = false
+  closeCode: number | undefined
+  pongs = 0
   readonly #header = Buffer.alloc(14)
   #have = 0
   #need = 2
   #remaining = 0
   #final = false
   #control = false
+  /** Status bytes of a close frame still to collect. */
+  #closeStatus: number[] | undefined
 
   push (chunk: Buffer, start: number, end: number): number {
     let messages = 0
@@ -26,6 +34,7 @@ export class FrameCounter implements MessageCounter {
     while (i < end) {
       if (this.#remaining > 0) {
         const take = Math.min(this.#remaining, end - i)
+        if (this.#closeStatus !== undefined) this.#collectStatus(chunk, i, i + take)
         i += take
         this.#remaining -= take
         if (this.#remaining === 0) messages += this.#frameDone()
@@ -50,11 +59,24 @@ export class FrameCounter implements MessageCounter {
     const opcode = h[0]! & 0x0f
     this.#final = (h[0]! & 0x80) !== 0
     this.#control = opcode >= 8
-    if (opcode === 8) this.closed = true
+    if (opcode === 8) {
+      this.closed = true
+      if (length < 2) this.closeCode = 1005
+      else this.#closeStatus = []
+    }
+    if (opcode === 10) this.pongs++
     this.#have = 0
     this.#need = 2
     this.#remaining = length
     return length === 0 ? this.#frameDone() : 0
+  }
+
+  #collectStatus (chunk: Buffer, start: number, end: number): void {
+    const status = this.#closeStatus!
+    for (let i = start; i < end && status.length < 2; i++) status.push(chunk[i]!)
+    if (status.length < 2) return
+    this.closeCode = status[0]! * 256 + status[1]!
+    this.#closeStatus = undefined
   }
 
   #frameDone (): number {
@@ -65,6 +87,8 @@ export class FrameCounter implements MessageCounter {
 /** Counts fixed-size messages echoed over bare TCP: every `size` bytes is one message. */
 export class ByteCounter implements MessageCounter {
   closed = false
+  closeCode = undefined
+  pongs = 0
   readonly #size: number
   #partial = 0
 

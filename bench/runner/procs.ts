@@ -17,6 +17,8 @@ export interface NodeChild {
   cpu?: number
   /** Raise the soft open-file limit of the child to this value first. */
   fdLimit?: number
+  /** Give the parent the child's stdout as a stream instead of sharing its own. */
+  pipeStdout?: boolean
 }
 
 /** Starts a child with an IPC channel; it is killed when this process exits or is interrupted. */
@@ -24,7 +26,7 @@ export function spawnNode (options: NodeChild): ChildProcess {
   let command = [process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), path.join(ROOT, options.file), ...options.args]
   if (options.cpu !== undefined) command = ['taskset', '-c', String(options.cpu), ...command]
   if (options.fdLimit !== undefined) command = ['sh', '-c', `ulimit -n ${options.fdLimit} && exec "$@"`, 'sh', ...command]
-  const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: options.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: options.env, stdio: ['ignore', options.pipeStdout === true ? 'pipe' : 'inherit', 'inherit', 'ipc'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
   return child

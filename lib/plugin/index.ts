@@ -1,9 +1,11 @@
+import { subscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { injectWS, type InjectWSOptions } from './inject.js'
+import { guardHandshakes } from '../handshake-guard.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
 import { ConnectionRegistry } from './registry.js'
-import { createRouteHook, httpError, isKnownRoute } from './routes.js'
+import { createRouteHook, httpError, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
 import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
 import './types.js'
 
@@ -15,6 +17,13 @@ export { MessageValidationError } from './messages.js'
 export type { InjectWSOptions } from './inject.js'
 export type { TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage } from './types.js'
 
+// Every Fastify instance created from now on marks its websocket-only routes from the first one,
+// so one declared before this plugin was registered is still known as such (see the onRequest
+// hook below). Fastify publishes this channel for tools that must see an instance from its start.
+subscribe('fastify.initialization', function onFastifyCreated (message) {
+  (message as { fastify: FastifyInstance }).fastify.addHook('onRoute', markWebsocketOnlyRoute)
+})
+
 async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): Promise<void> {
   if (fastify.initialConfig.http2 === true) {
     throw new Error('fastify-wsconn: HTTP/2 servers are not supported yet (WebSocket over HTTP/2, RFC 8441, is not implemented); use an HTTP/1.1 server, with https for wss://')
@@ -24,6 +33,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   const registry = new ConnectionRegistry()
   // Routes the onRoute hook never saw (declared before the plugin loaded) cannot be websocket
   // routes; an upgrade reaching one is refused loudly instead of being served as plain HTTP.
+  // Warned once per route.
   const warned = new WeakSet<object>()
 
   fastify.decorate('websocketConnections', registry.connections)
@@ -36,9 +46,11 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
     }
   })
   fastify.addHook('onRoute', createRouteHook(options, registry))
+  // A route the plugin's onRoute hook never saw refuses upgrades, and, when it was marked as
+  // websocket-only (its handler expects a Conn), plain requests too.
   fastify.addHook('onRequest', function (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const config = request.routeOptions.config
-    if (getPendingUpgrade(request.raw) === undefined || request.is404 || isKnownRoute(config)) {
+    if (request.is404 || isKnownRoute(config) || (getPendingUpgrade(request.raw) === undefined && !isMarkedWebsocketOnly(config))) {
       done()
       return
     }
@@ -54,11 +66,14 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
 
   const onUpgrade = createUpgradeListener(fastify, registry)
   fastify.server.on('upgrade', onUpgrade)
+  // Slowloris: nothing else bounds a connection that stalls before its upgrade request is complete.
+  const stopGuard = guardHandshakes(fastify.server, { headersTimeout: options.headersTimeout })
   fastify.addHook('preClose', async function () {
     await registry.shutdown(gracePeriod)
   })
   fastify.addHook('onClose', function (_instance, done) {
     fastify.server.off('upgrade', onUpgrade)
+    stopGuard()
     done()
   })
 }

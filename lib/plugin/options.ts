@@ -54,14 +54,24 @@ export interface RouteWebsocketOptions extends ConnOptions {
   errorHandler?: WebsocketErrorHandler
 }
 
-/** Options of the plugin: defaults for every websocket route, plus the shutdown grace period. */
+/** Options of the plugin: defaults for every websocket route, plus server-wide settings. */
 export interface WsconnPluginOptions extends RouteWebsocketOptions {
   /**
    * Milliseconds `app.close()` waits for the closing handshakes of open connections (each sent
    * 1001) before it destroys the ones left. Default 5000.
    */
   closeGracePeriod?: number
+  /**
+   * Milliseconds every new connection to the server has to deliver the complete headers of its
+   * first request, upgrade or not (on HTTPS: its TLS handshake, then the headers, each within it);
+   * one that stalls is destroyed. The server's `headersTimeout` is lowered to it when larger. 0
+   * turns the guard off. Default 10000. See `guardHandshakes`.
+   */
+  headersTimeout?: number
 }
+
+/** The plugin options that are not route defaults. */
+const PLUGIN_ONLY_OPTION_NAMES = new Set(['closeGracePeriod', 'headersTimeout'])
 
 /** Plugin default of `readLimit`: 1 MiB, far below the engine's 16 MiB, since a server reads untrusted input. */
 export const DEFAULT_PLUGIN_READ_LIMIT = 1024 * 1024
@@ -89,8 +99,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Checks the plugin options, throwing a TypeError or RangeError that names the bad one. */
 export function validatePluginOptions (options: WsconnPluginOptions): void {
-  checkKnownKeys(options, 'plugin option', (name) => name === 'closeGracePeriod' || REGISTER_OPTION_NAMES.has(name))
+  checkKnownKeys(options, 'plugin option', (name) => PLUGIN_ONLY_OPTION_NAMES.has(name) || REGISTER_OPTION_NAMES.has(name))
   checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
+  checkMilliseconds('headersTimeout', options.headersTimeout)
   resolveRouteSettings(options, undefined)
 }
 

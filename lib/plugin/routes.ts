@@ -17,9 +17,29 @@ interface WebsocketRouteOptions {
   config?: Record<string | symbol, unknown>
 }
 
+/** Marks, in a route's config, a websocket-only route (`websocket` without `wsHandler`), whoever saw it. */
+const kWebsocketOnly = Symbol('fastify-wsconn.websocketOnly')
+
 /** Reports whether the plugin's onRoute hook saw the route a request matched. */
 export function isKnownRoute (config: object | undefined): boolean {
   return config !== undefined && kWebsocketRoute in config
+}
+
+/**
+ * An onRoute hook that only marks websocket-only routes, so that one declared before the plugin
+ * loaded (which the plugin's own hook never saw, and whose handler is a websocket handler) is
+ * recognised when a plain request reaches it.
+ */
+export function markWebsocketOnlyRoute (routeOptions: RouteOptions): void {
+  const options = routeOptions as RouteOptions & WebsocketRouteOptions
+  if (options.wsHandler === undefined && options.websocket !== undefined && options.websocket !== false) {
+    options.config = { ...options.config, [kWebsocketOnly]: true }
+  }
+}
+
+/** Reports whether `markWebsocketOnlyRoute` marked the route a request matched. */
+export function isMarkedWebsocketOnly (config: object | undefined): boolean {
+  return config !== undefined && kWebsocketOnly in config
 }
 
 /** An HTTP error with the status and headers Fastify's error handling uses. */

@@ -2,6 +2,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { isGuardListener } from '../handshake-guard.js'
 import { endSocketSoon, isWebSocketUpgrade, writeHttpResponse } from '../handshake.js'
 
 /** A WebSocket upgrade request on its way through Fastify's router, before the handshake. */
@@ -32,6 +33,11 @@ export function refuseUnavailable (socket: Duplex): void {
   writeHttpResponse(socket, 503, { 'Content-Type': 'application/json; charset=utf-8' }, SERVICE_UNAVAILABLE_BODY)
 }
 
+/** Whether a listener other than `own` (and other than a handshake guard's) may take upgrades. */
+function hasOtherUpgradeListener (server: FastifyInstance['server'], own: unknown): boolean {
+  return server.listeners('upgrade').some((listener) => listener !== own && !isGuardListener(listener))
+}
+
 /** What the upgrade listener needs to know about the plugin's state. */
 export interface UpgradeRoutingState {
   /** True once `app.close()` has begun: new upgrades get 503. */
@@ -50,7 +56,7 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
     const websocket = isWebSocketUpgrade(req)
     // Another protocol (curl's `Upgrade: h2c`, say) is left to another listener when there is
     // one; otherwise it is answered as plain HTTP, ignoring the Upgrade header as RFC 9110 allows.
-    if (!websocket && fastify.server.listenerCount('upgrade') > 1) return
+    if (!websocket && hasOtherUpgradeListener(fastify.server, onUpgrade)) return
     // Node removed its own 'error' listener before emitting 'upgrade'; an error now (the client
     // went away while hooks run) is logged below error level and must never crash the process.
     const onSocketError = (err: Error): void => {
@@ -68,11 +74,19 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
     const onFinish = (): void => { endSocketSoon(socket) }
     response.once('finish', onFinish)
     if (websocket) {
-      (req as UpgradeCarrier)[kPendingUpgrade] = {
+      // A FIN while the hooks run means the client can never complete a WebSocket: free the
+      // socket now rather than when the hooks end (the handshake then refuses it).
+      const onSocketEnd = (): void => {
+        log.debug('websocket: the client closed the connection before the handshake')
+        socket.destroy()
+      }
+      socket.on('end', onSocketEnd)
+      ;(req as UpgradeCarrier)[kPendingUpgrade] = {
         socket,
         head,
         claim () {
           socket.off('error', onSocketError)
+          socket.off('end', onSocketEnd)
           response.off('finish', onFinish)
           response.detachSocket(socket as Socket)
         }

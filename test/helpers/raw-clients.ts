@@ -1,0 +1,62 @@
+// Crowds of raw TCP clients that misbehave around the opening handshake (half a request and a
+// stall, or a whole request and an immediate FIN), and a watch on the sockets a server holds.
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import type { Server } from 'node:http'
+
+/** The request head of a valid WebSocket upgrade for `path` (a fresh key each call). */
+export function upgradeRequest (port: number, path: string): string {
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+}
+
+/** A raw client socket whose errors are ignored and whose received bytes are discarded. */
+export async function rawClient (port: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.on('data', () => {})
+  await once(socket, 'connect')
+  return socket
+}
+
+/**
+ * Opens `count` connections that each send `bytes` (say, half a request) and then stall; resolves
+ * with the sockets once all are connected and have written.
+ */
+export async function stalledClients (port: number, count: number, bytes: string): Promise<Socket[]> {
+  return await Promise.all(Array.from({ length: count }, async () => {
+    const socket = await rawClient(port)
+    socket.write(bytes)
+    return socket
+  }))
+}
+
+/** Resolves with true once every socket in `sockets` has closed, or false after `limitMs` (a bound against a hang). */
+export async function allClosed (sockets: Iterable<Socket>, limitMs = 10_000): Promise<boolean> {
+  const list = [...sockets]
+  return await eventually(() => list.every((socket) => socket.closed), limitMs)
+}
+
+/** The server's side of every connection it accepts, for as long as each one is open. */
+export function trackServerSockets (server: Server, event: 'connection' | 'secureConnection' = 'connection'): Set<Socket> {
+  const open = new Set<Socket>()
+  server.on(event, (socket: Socket) => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  })
+  return open
+}
+
+/**
+ * Polls `condition` every 5 ms until it holds or `limitMs` has passed (a generous bound against
+ * a hang, not a measurement), and returns its last value.
+ */
+export async function eventually (condition: () => boolean, limitMs = 10_000): Promise<boolean> {
+  const giveUp = Date.now() + limitMs
+  while (!condition()) {
+    if (Date.now() > giveUp) return false
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  return true
+}
