@@ -2,6 +2,7 @@
 // nobody awaits never becoming unhandled rejections, and no inflation spent on a connection that
 // ended before anyone read its compressed messages.
 import t from 'tap'
+import { once } from 'node:events'
 import { constants, deflateRawSync } from 'node:zlib'
 import { Conn } from '../lib/conn/conn.js'
 import { PerMessageDeflate } from '../lib/deflate/codec.js'
@@ -212,4 +213,38 @@ t.test('the first read failure stays the error when a handler fails again later'
   await t.rejects(read, { message: 'pong handler failure 1' }, 'the first failure')
   await secondCalled
   await t.rejects(conn.readMessage(), { message: 'pong handler failure 1' }, 'still the first after the second')
+})
+
+t.test('a peer that pings and never reads our pongs is pushed back by TCP, and gets every pong once it reads', async (t) => {
+  const { conn, peer, cleanup } = await rawPeer()
+  t.teardown(cleanup)
+  peer.pause()
+  const ping = frame({ opcode: PING, payload: Buffer.alloc(125, 1), mask: true })
+  const batch = Buffer.concat(Array.from({ length: 100 }, () => ping))
+  let sent = 0
+  // Up to 13 MiB of pings, or until the server stops taking them for half a second.
+  while (sent < 100_000) {
+    sent += 100
+    if (peer.write(batch)) continue
+    const drained = await Promise.race([once(peer, 'drain').then(() => true), sleep(500).then(() => false)])
+    if (!drained) break
+  }
+  t.ok(sent < 100_000, `the server stopped reading after ${sent} pings`)
+  t.ok(conn.bufferedAmount < 4 * MiB, `its unsent pongs stay bounded (${(conn.bufferedAmount / 1024).toFixed(0)} KiB)`)
+  let pongs = 0
+  const all = new Promise<void>((resolve) => {
+    let pending = Buffer.alloc(0)
+    peer.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk])
+      // Unmasked pongs of 125 bytes: 2 header bytes each.
+      while (pending.length >= 127) {
+        if (pending[0] === 0x8a) pongs++
+        pending = pending.subarray(127)
+      }
+      if (pongs === sent) resolve()
+    })
+  })
+  peer.resume()
+  await all
+  t.equal(pongs, sent, 'every ping was answered once the peer read')
 })

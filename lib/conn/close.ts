@@ -98,7 +98,9 @@ export class ConnClosing implements ReadEvents {
   }
 
   defaultPing (data: Buffer): void {
-    this.#writer.pong(data)
+    // A peer that pings and never reads our pongs would make us queue them without end: stop
+    // reading until the socket drains, so TCP pushes back on the peer instead.
+    if (!this.#writer.pong(data)) this.reader.waitForDrain()
   }
 
   protocolError (error: ProtocolError): void {

@@ -347,7 +347,9 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   static readonly #onSocketDrain = function (this: ConnSocket): void {
-    this[kConn].#writer.drained()
+    const conn = this[kConn]
+    conn.#writer.drained()
+    conn.#reader.drained()
   }
 
   #onClose (): void {

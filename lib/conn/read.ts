@@ -71,7 +71,9 @@ const enum ReadFlag {
    */
   InputEnded = 2,
   SocketClosed = 4,
-  DeflateReleased = 8
+  DeflateReleased = 8,
+  /** Our automatic replies (pongs) wait for the socket to drain: read nothing more until then. */
+  WaitingForDrain = 16
 }
 
 /**
@@ -243,12 +245,25 @@ export class ConnReader implements FrameSink {
     const head = this.#readHead
     const waitingForWhole = head !== undefined && head.kind !== ReadKind.Stream && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
     const readAhead = this.#options.readBufferSize
-    const pause = (this.#bufferedBytes > readAhead && !waitingForWhole) || this.parser.heldBytes > readAhead
+    const pause = (this.#bufferedBytes > readAhead && !waitingForWhole) || this.parser.heldBytes > readAhead || this.#is(ReadFlag.WaitingForDrain)
     if (pause !== this.#is(ReadFlag.Paused)) {
       this.#set(ReadFlag.Paused, pause)
       if (pause) this.#socket.pause()
       else this.#socket.resume()
     }
+  }
+
+  /** Stops reading from the socket until `drained`: replies to the peer pile up unread. */
+  waitForDrain (): void {
+    this.#set(ReadFlag.WaitingForDrain, true)
+    this.#updateFlow()
+  }
+
+  /** The socket drained what was written: reading may go on. */
+  drained (): void {
+    if (!this.#is(ReadFlag.WaitingForDrain)) return
+    this.#set(ReadFlag.WaitingForDrain, false)
+    this.#updateFlow()
   }
 
   #makeReaderOwner (): ReaderOwner {

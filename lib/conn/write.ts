@@ -173,9 +173,13 @@ export class ConnWriter implements TickCorked, WriterOwner {
     return this.#waitDrain()
   }
 
-  /** Answers a ping, unless our close frame is out or the write side failed. */
-  pong (data: Buffer): void {
-    if (!this.#is(WriteFlag.CloseSent) && this.#error === undefined) this.#writeFrame(PongMessage, data)
+  /**
+   * Answers a ping, unless our close frame is out or the write side failed; false when the socket
+   * is over its high-water mark (the peer does not read what we send).
+   */
+  pong (data: Buffer): boolean {
+    if (this.#is(WriteFlag.CloseSent) || this.#error !== undefined) return true
+    return this.#writeFrame(PongMessage, data)
   }
 
   /**
