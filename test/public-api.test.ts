@@ -16,7 +16,7 @@ import type {
 type Teardown = { teardown: (fn: () => unknown) => void }
 
 /** Every run-time export of the entry point and what kind of value it is. */
-const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number'> = {
+const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number' | 'object'> = {
   TextMessage: 'number',
   BinaryMessage: 'number',
   CloseMessage: 'number',
@@ -46,6 +46,7 @@ const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number'> = {
   HandshakeError: 'class',
   isCloseError: 'function',
   isUnexpectedCloseError: 'function',
+  PROTOCOL_ERROR_CODES: 'object',
   formatCloseMessage: 'function',
   isValidReceivedCloseCode: 'function',
   closeCodeLabel: 'function',
@@ -151,8 +152,8 @@ t.test('the entry exports exactly the documented names, each of the right kind',
     'no export missing, none undocumented')
   for (const [name, kind] of Object.entries(EXPECTED_KINDS)) {
     const value = exported[name]
-    if (kind === 'number') {
-      t.equal(typeof value, 'number', `${name} is a number`)
+    if (kind === 'number' || kind === 'object') {
+      t.equal(typeof value, kind, `${name} is a ${kind}`)
     } else {
       t.equal(typeof value, 'function', `${name} is a function`)
       // tsc targets ES2022, so a class is still a `class` in the emitted source.
@@ -174,8 +175,8 @@ t.test('error classes and helpers', async (t) => {
   t.same({ name: close.name, code: close.code, text: close.text }, { name: 'CloseError', code: 1001, text: 'bye' })
   t.match(close.message, /1001 \(going away\): bye/)
 
-  const protocol = new api.ProtocolError('bad frame', api.CloseProtocolError)
-  t.same({ name: protocol.name, closeCode: protocol.closeCode, code: protocol.code }, { name: 'ProtocolError', closeCode: 1002, code: 'ERR_WS_PROTOCOL' })
+  const protocol = new api.ProtocolError('bad frame', api.CloseProtocolError, 'ERR_WS_RESERVED_OPCODE')
+  t.same({ name: protocol.name, closeCode: protocol.closeCode, code: protocol.code }, { name: 'ProtocolError', closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE' })
   const limit = new api.ReadLimitError()
   t.ok(limit instanceof api.ProtocolError, 'ReadLimitError is a ProtocolError')
   t.same({ closeCode: limit.closeCode, code: limit.code }, { closeCode: 1009, code: 'ERR_WS_READ_LIMIT' })
