@@ -205,6 +205,62 @@ t.test('error classes and helpers', async (t) => {
   t.equal(api.closeCodeLabel(api.CloseMessageTooBig), 'message too big')
 })
 
+/** Every protocol error code, the close code it sends and its class: the stable list users match on. */
+const PROTOCOL_CODES: Record<string, [number, string]> = {
+  ERR_WS_RESERVED_BITS: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_RSV1: [1002, 'ProtocolError'],
+  ERR_WS_RESERVED_OPCODE: [1002, 'ProtocolError'],
+  ERR_WS_FRAGMENTED_CONTROL: [1002, 'ProtocolError'],
+  ERR_WS_CONTROL_TOO_LONG: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_CONTINUATION: [1002, 'ProtocolError'],
+  ERR_WS_EXPECTED_CONTINUATION: [1002, 'ProtocolError'],
+  ERR_WS_EXPECTED_MASK: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_MASK: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_LENGTH: [1002, 'ProtocolError'],
+  ERR_WS_READ_LIMIT: [1009, 'ReadLimitError'],
+  ERR_WS_TOO_MANY_FRAGMENTS: [1009, 'ReadLimitError'],
+  ERR_WS_INVALID_UTF8: [1007, 'ProtocolError'],
+  ERR_WS_INVALID_CLOSE_PAYLOAD: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_CLOSE_CODE: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_COMPRESSED_DATA: [1007, 'ProtocolError']
+}
+
+/** The codes of the other errors and their classes (the plugin's FST_WS_* codes belong here too once the README lists them). */
+const OTHER_CODES: Record<string, string> = {
+  ERR_WS_TIMEOUT: 'TimeoutError',
+  ERR_WS_CLOSE_SENT: 'CloseSentError',
+  ERR_WS_WRITE_CLOSED: 'WriteClosedError',
+  ERR_WS_USAGE: 'UsageError',
+  ERR_WS_HANDSHAKE: 'HandshakeError',
+  ERR_WS_INVALID_MESSAGE: 'MessageValidationError'
+}
+
+t.test('every error code is listed once, with its close code, in PROTOCOL_ERROR_CODES and the README', async (t) => {
+  const listed = api.PROTOCOL_ERROR_CODES
+  t.same(Object.fromEntries(Object.entries(listed).map(([code, info]) => [code, info.closeCode])),
+    Object.fromEntries(Object.entries(PROTOCOL_CODES).map(([code, [closeCode]]) => [code, closeCode])), 'the protocol codes and their close codes')
+  t.ok(Object.isFrozen(listed) && Object.values(listed).every((info) => Object.isFrozen(info)), 'frozen, entries too')
+
+  const readme = readFileSync(join(packageRoot(), 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Error codes\n'))
+  const rows = new Map<string, string[]>()
+  for (const line of section.slice(0, section.indexOf('\n## ', 1)).split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim().replaceAll('`', ''))
+    if (/^(ERR|FST)_WS_/.test(cells[0] ?? '')) {
+      t.notOk(rows.has(cells[0]!), `${cells[0]} has one row`)
+      rows.set(cells[0]!, cells)
+    }
+  }
+  t.same([...rows.keys()].sort(), [...Object.keys(PROTOCOL_CODES), ...Object.keys(OTHER_CODES)].sort(), 'a row for every code and none other')
+  for (const [code, [closeCode, name]] of Object.entries(PROTOCOL_CODES)) {
+    t.same(rows.get(code)?.slice(1), [listed[code as keyof typeof listed].rule, String(closeCode), name], `${code}: the rule as PROTOCOL_ERROR_CODES says it, close code and class`)
+  }
+  for (const [code, name] of Object.entries(OTHER_CODES)) t.equal(rows.get(code)?.[3], name, `${code}: class`)
+  t.equal(new api.TimeoutError('late').code, 'ERR_WS_TIMEOUT')
+  t.equal(new api.HandshakeError('refused', 403).code, 'ERR_WS_HANDSHAKE')
+  t.equal(new api.UsageError('bad').code, 'ERR_WS_USAGE')
+})
+
 t.test('handshake helpers', async (t) => {
   // The example of RFC 6455 §1.3.
   t.equal(api.computeAcceptKey('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=')
