@@ -7,8 +7,9 @@ export {
 export type { DataMessageType, ControlMessageType, MessageType } from './protocol/constants.js'
 export {
   CloseError, ProtocolError, ReadLimitError, TimeoutError, CloseSentError, WriteClosedError, UsageError,
-  HandshakeError, isCloseError, isUnexpectedCloseError
+  HandshakeError, isCloseError, isUnexpectedCloseError, PROTOCOL_ERROR_CODES
 } from './protocol/errors.js'
+export type { ProtocolErrorCode, ProtocolErrorInfo } from './protocol/errors.js'
 export { formatCloseMessage, isValidReceivedCloseCode, closeCodeLabel } from './protocol/close.js'
 export { Conn } from './conn/conn.js'
 export type { Message, ReadOptions, CloseHandler, ControlHandler } from './conn/conn.js'

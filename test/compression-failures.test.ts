@@ -94,8 +94,7 @@ t.test('a 64 MiB bomb in one small frame closes with 1009 at a 1 MiB read limit'
     t.equal(await closeCode(client), 1009, `closed with 1009 (${stream ? 'streaming reader' : 'readMessage'})`)
     await served.done
     clearInterval(sampler)
-    const failure = served.reads.at(-1) as Error & { closeCode?: number }
-    t.equal(failure.closeCode, 1009, 'the read failed with the read-limit error')
+    t.match(served.reads.at(-1), { closeCode: 1009, code: 'ERR_WS_READ_LIMIT' }, 'the read failed with the read-limit error')
     t.equal(served.reads.length, 1, 'no message was delivered')
     if (stream) t.ok(served.streamed <= MiB + 64 * 1024, `the streaming reader got at most the limit and one zlib chunk (${served.streamed} bytes)`)
     t.ok(peak - baseline < 24 * MiB, `buffer memory grew by ${((peak - baseline) / MiB).toFixed(1)} MiB at most, not 64`)
@@ -119,48 +118,48 @@ t.test('a bomb spread over many frames, and one after a good message', async (t)
   t.equal(await closeCode(client), 1009, 'closed with 1009')
   await served.done
   t.same((served.reads[0] as Message).data, good, 'the good message before it was delivered')
-  t.equal((served.reads[1] as Error & { closeCode?: number }).closeCode, 1009, 'then the read failed with 1009')
+  t.match(served.reads[1], { closeCode: 1009, code: 'ERR_WS_READ_LIMIT' }, 'then the read failed with 1009')
   t.equal(served.reads.length, 2, 'and nothing else')
 })
 
 t.test('corrupt compressed data and invalid UTF-8 after inflation fail with 1007', async (t) => {
-  const cases: Array<[string, FrameSpec[]]> = [
-    ['an invalid block type', [{ opcode: 2, rsv: 4, payload: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]) }]],
+  const cases: Array<[string, FrameSpec[], string]> = [
+    ['an invalid block type', [{ opcode: 2, rsv: 4, payload: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]) }], 'ERR_WS_INVALID_COMPRESSED_DATA'],
     // Compressed against a history (a preset dictionary) this connection never had.
-    ['a reference to history that was never sent', [{ opcode: 2, rsv: 4, payload: deflateRawSync(HISTORY, { dictionary: HISTORY, finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4) }]],
-    ['invalid UTF-8 in a compressed text message', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xc3, 0x28])) }]],
-    ['a compressed text message ending inside a character', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xe2, 0x82])) }]]
+    ['a reference to history that was never sent', [{ opcode: 2, rsv: 4, payload: deflateRawSync(HISTORY, { dictionary: HISTORY, finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4) }], 'ERR_WS_INVALID_COMPRESSED_DATA'],
+    ['invalid UTF-8 in a compressed text message', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xc3, 0x28])) }], 'ERR_WS_INVALID_UTF8'],
+    ['a compressed text message ending inside a character', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xe2, 0x82])) }], 'ERR_WS_INVALID_UTF8']
   ]
-  for (const [name, frames] of cases) {
+  for (const [name, frames, code] of cases) {
     const { port, next } = await serve(t, { compression: true })
     const client = await WireClient.open(port, '/', OFFER)
     const served = await next()
     client.send(...frames)
     t.equal(await closeCode(client), 1007, `${name}: closed with 1007`)
     await served.done
-    t.equal((served.reads[0] as Error & { closeCode?: number }).closeCode, 1007, `${name}: the read failed with 1007`)
+    t.match(served.reads[0], { closeCode: 1007, code }, `${name}: the read failed with 1007 and ${code}`)
   }
 })
 
 t.test('RSV1 where it does not belong fails with 1002', async (t) => {
   const piece = compress(Buffer.from('hello hello hello'))
-  const cases: Array<[string, string, FrameSpec[]]> = [
+  const cases: Array<[string, string, FrameSpec[], string]> = [
     ['on a continuation frame', OFFER, [
       { opcode: 1, rsv: 4, fin: false, payload: piece.subarray(0, 4) },
       { opcode: 0, rsv: 4, payload: piece.subarray(4) }
-    ]],
-    ['on a ping', OFFER, [{ opcode: 9, rsv: 4, payload: 'x' }]],
-    ['on a close frame', OFFER, [{ opcode: 8, rsv: 4, payload: Buffer.from([0x03, 0xe8]) }]],
-    ['when compression was not negotiated', '', [{ opcode: 1, rsv: 4, payload: piece }]],
-    ['RSV2 with compression negotiated', OFFER, [{ opcode: 1, rsv: 2, payload: 'x' }]]
+    ], 'ERR_WS_UNEXPECTED_RSV1'],
+    ['on a ping', OFFER, [{ opcode: 9, rsv: 4, payload: 'x' }], 'ERR_WS_UNEXPECTED_RSV1'],
+    ['on a close frame', OFFER, [{ opcode: 8, rsv: 4, payload: Buffer.from([0x03, 0xe8]) }], 'ERR_WS_UNEXPECTED_RSV1'],
+    ['when compression was not negotiated', '', [{ opcode: 1, rsv: 4, payload: piece }], 'ERR_WS_UNEXPECTED_RSV1'],
+    ['RSV2 with compression negotiated', OFFER, [{ opcode: 1, rsv: 2, payload: 'x' }], 'ERR_WS_RESERVED_BITS']
   ]
-  for (const [name, headers, frames] of cases) {
+  for (const [name, headers, frames, code] of cases) {
     const { port, next } = await serve(t, { compression: true })
     const client = await WireClient.open(port, '/', headers)
     const served = await next()
     client.send(...frames)
     t.equal(await closeCode(client), 1002, `${name}: closed with 1002`)
     await served.done
-    t.equal((served.reads[0] as Error & { closeCode?: number }).closeCode, 1002, `${name}: the read failed with 1002`)
+    t.match(served.reads[0], { closeCode: 1002, code }, `${name}: the read failed with 1002 and ${code}`)
   }
 })

@@ -101,10 +101,10 @@ t.test('the async iterator ends cleanly on close 1000, 1001 and 1005', async (t)
 })
 
 t.test('the async iterator throws on other close codes, protocol errors and EOF', async (t) => {
-  const cases: Array<[string, Buffer | 'eof', { name: string, code?: number, text?: string, closeCode?: number }]> = [
+  const cases: Array<[string, Buffer | 'eof', { name: string, code?: number | string, text?: string, closeCode?: number }]> = [
     ['close 1011', clientFrame({ opcode: CLOSE, payload: closePayload(1011, 'oops') }), { name: 'CloseError', code: 1011, text: 'oops' }],
     ['close 4000', clientFrame({ opcode: CLOSE, payload: closePayload(4000) }), { name: 'CloseError', code: 4000 }],
-    ['a reserved opcode', clientFrame({ opcode: 3 }), { name: 'ProtocolError', closeCode: 1002 }],
+    ['a reserved opcode', clientFrame({ opcode: 3 }), { name: 'ProtocolError', closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE' }],
     ['EOF without close', 'eof', { name: 'CloseError', code: 1006 }]
   ]
   for (const [label, ending, expected] of cases) {
@@ -278,10 +278,29 @@ t.test('a protocol error still delivers the complete messages before it', async 
 // ---- Protocol failures ----
 
 const cases: Array<{ label: string, bytes: Buffer, closeCode: number, code: string, options?: object }> = [
-  { label: 'an unmasked frame', bytes: frame({ opcode: TEXT, payload: 'plain' }), closeCode: 1002, code: 'ERR_WS_PROTOCOL' },
-  { label: 'reserved data opcode 3', bytes: clientFrame({ opcode: 3, payload: 'x' }), closeCode: 1002, code: 'ERR_WS_PROTOCOL' },
-  { label: 'reserved control opcode 11', bytes: clientFrame({ opcode: 11 }), closeCode: 1002, code: 'ERR_WS_PROTOCOL' },
-  { label: 'RSV1 without an extension', bytes: clientFrame({ opcode: TEXT, payload: 'x', rsv1: true }), closeCode: 1002, code: 'ERR_WS_PROTOCOL' },
+  { label: 'an unmasked frame', bytes: frame({ opcode: TEXT, payload: 'plain' }), closeCode: 1002, code: 'ERR_WS_EXPECTED_MASK' },
+  { label: 'reserved data opcode 3', bytes: clientFrame({ opcode: 3, payload: 'x' }), closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE' },
+  { label: 'reserved control opcode 11', bytes: clientFrame({ opcode: 11 }), closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE' },
+  { label: 'RSV2 set', bytes: clientFrame({ opcode: BINARY, payload: 'x', rsv2: true }), closeCode: 1002, code: 'ERR_WS_RESERVED_BITS' },
+  { label: 'RSV1 without an extension', bytes: clientFrame({ opcode: TEXT, payload: 'x', rsv1: true }), closeCode: 1002, code: 'ERR_WS_UNEXPECTED_RSV1' },
+  { label: 'a fragmented ping', bytes: clientFrame({ opcode: PING, payload: 'x', fin: false }), closeCode: 1002, code: 'ERR_WS_FRAGMENTED_CONTROL' },
+  { label: 'a ping of 126 bytes', bytes: clientFrame({ opcode: PING, payload: Buffer.alloc(126) }), closeCode: 1002, code: 'ERR_WS_CONTROL_TOO_LONG' },
+  { label: 'a continuation without a message', bytes: clientFrame({ opcode: 0, payload: 'x' }), closeCode: 1002, code: 'ERR_WS_UNEXPECTED_CONTINUATION' },
+  {
+    label: 'a text frame inside a fragmented message',
+    bytes: Buffer.concat([clientFrame({ opcode: BINARY, payload: 'a', fin: false }), clientFrame({ opcode: TEXT, payload: 'b' })]),
+    closeCode: 1002,
+    code: 'ERR_WS_EXPECTED_CONTINUATION'
+  },
+  { label: 'a 64-bit length with the MSB set', bytes: frameHeader({ opcode: BINARY, length: 2n ** 63n, encoding: 64, mask: true }), closeCode: 1002, code: 'ERR_WS_INVALID_LENGTH' },
+  { label: 'a close frame with a 1-byte payload', bytes: clientFrame({ opcode: CLOSE, payload: Buffer.from([0x03]) }), closeCode: 1002, code: 'ERR_WS_INVALID_CLOSE_PAYLOAD' },
+  { label: 'close code 1005 on the wire', bytes: clientFrame({ opcode: CLOSE, payload: closePayload(1005) }), closeCode: 1002, code: 'ERR_WS_INVALID_CLOSE_CODE' },
+  {
+    label: 'a close reason that is not UTF-8',
+    bytes: clientFrame({ opcode: CLOSE, payload: Buffer.concat([closePayload(1000), Buffer.from([0xc3, 0x28])]) }),
+    closeCode: 1007,
+    code: 'ERR_WS_INVALID_UTF8'
+  },
   { label: 'invalid UTF-8 text', bytes: clientFrame({ opcode: TEXT, payload: Buffer.from([0x68, 0xc3, 0x28]) }), closeCode: 1007, code: 'ERR_WS_INVALID_UTF8' },
   {
     label: 'invalid UTF-8 in the first fragment',
@@ -307,10 +326,17 @@ const cases: Array<{ label: string, bytes: Buffer, closeCode: number, code: stri
     options: { readLimit: 1000 }
   },
   {
+    label: 'a frame length beyond 2^53',
+    bytes: frameHeader({ opcode: BINARY, length: 2n ** 53n, encoding: 64, mask: true }),
+    closeCode: 1009,
+    code: 'ERR_WS_READ_LIMIT',
+    options: { readLimit: 0 }
+  },
+  {
     label: 'more fragments than maxFragments',
     bytes: Buffer.concat([0, 1, 2].map((i) => clientFrame({ opcode: i === 0 ? BINARY : 0, payload: 'x', fin: false }))),
     closeCode: 1009,
-    code: 'ERR_WS_READ_LIMIT',
+    code: 'ERR_WS_TOO_MANY_FRAGMENTS',
     options: { maxFragments: 2 }
   }
 ]

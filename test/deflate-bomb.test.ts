@@ -60,6 +60,7 @@ t.test('a 1 GiB bomb stops at the read limit', async (t) => {
     const framed = await inflate(codec, frames)
     t.type(framed.error, ReadLimitError, 'fails with ReadLimitError')
     t.equal(framed.error?.closeCode, 1009)
+    t.equal(framed.error?.code, 'ERR_WS_READ_LIMIT')
     t.ok(framed.delivered <= READ_LIMIT, `delivered ${framed.delivered} bytes, at most the limit`)
     t.ok(framed.delivered > READ_LIMIT - 64 * 1024, 'and inflated up to about the limit before stopping')
     t.ok(framed.consumed < 16 * 1024, `only ${framed.consumed} compressed bytes were inflated`)

@@ -142,6 +142,7 @@ t.test('corrupt compressed data fails with 1007, and so does every later message
     await later.done
     t.type(bad.error, ProtocolError)
     t.equal(bad.error?.closeCode, 1007)
+    t.equal(bad.error?.code, 'ERR_WS_INVALID_COMPRESSED_DATA')
     t.match(bad.error?.message, /invalid compressed data/)
     t.equal(later.error, bad.error, 'the same error for the next message')
     t.same(client.contexts, { compressor: false, decompressor: false }, 'the broken context is gone')
@@ -188,6 +189,7 @@ t.test('the read limit bounds inflated output', async (t) => {
   const error = await client.decompress(await server.compress(data)).catch((error: unknown) => error)
   t.type(error, ReadLimitError)
   t.equal((error as ReadLimitError).closeCode, 1009)
+  t.equal((error as ReadLimitError).code, 'ERR_WS_READ_LIMIT')
   close()
 })
 

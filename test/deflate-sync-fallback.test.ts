@@ -52,7 +52,7 @@ t.test('without the sync entry everything goes to the threadpool, with the same 
   inflation.write(Buffer.from([0xff, 0xff, 0xff, 0xff]))
   inflation.end()
   await corrupt.done
-  t.match(corrupt.error, { closeCode: 1007, message: /invalid compressed data/ })
+  t.match(corrupt.error, { closeCode: 1007, code: 'ERR_WS_INVALID_COMPRESSED_DATA', message: /invalid compressed data/ })
   codec.close()
 
   const finalBlock = new PerMessageDeflate(agreed(), false)

@@ -278,6 +278,7 @@ t.test('a bomb stops at the read limit on the sync path too', async (t) => {
     inflation.write(bomb)
     t.type(record.error, ReadLimitError, 'fails before write() returns')
     t.equal(record.error?.closeCode, 1009)
+    t.equal(record.error?.code, 'ERR_WS_READ_LIMIT')
     const growth = process.memoryUsage().arrayBuffers - before
     t.ok(delivered <= READ_LIMIT && delivered > READ_LIMIT - 16 * 1024, `delivered ${delivered} bytes, about the limit`)
     t.ok(growth < 4 * READ_LIMIT, `buffers grew by ${growth} bytes, nowhere near 64 MiB`)
@@ -320,6 +321,7 @@ t.test('corrupt data fails with 1007 as on the threadpool, and so does every lat
     inflation.write(corrupt)
     t.type(bad.error, ProtocolError, 'fails before write() returns')
     t.equal(bad.error?.closeCode, 1007)
+    t.equal(bad.error?.code, 'ERR_WS_INVALID_COMPRESSED_DATA')
     t.equal(bad.error?.message, expected.error?.message, 'the same error as the threadpool path')
     t.match(bad.error?.message, /invalid compressed data: /)
     t.equal(waiting.error, bad.error, 'the message waiting behind it fails at once')
@@ -338,7 +340,7 @@ t.test('text messages are checked for UTF-8 on the sync path', async (t) => {
   close()
   const second = pair(agreed({ serverNoContextTakeover: true }))
   const truncated = await second.server.compress(Buffer.from([0x68, 0xe2, 0x98]))
-  t.match(feed(second.client, [truncated], true).error, { closeCode: 1007, message: /ends inside a UTF-8 character/ })
+  t.match(feed(second.client, [truncated], true).error, { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8', message: /ends inside a UTF-8 character/ })
   second.close()
 })
 

@@ -44,7 +44,7 @@ t.test('the close code table, 0..65535', async (t) => {
 
 t.test('parseClosePayload', async (t) => {
   t.same(parseClosePayload(Buffer.alloc(0)), { ok: true, code: 1005, reason: '' }, 'empty is 1005')
-  t.match(parseClosePayload(Buffer.from([0x03])), { ok: false, closeCode: 1002 }, '1 byte is 1002')
+  t.match(parseClosePayload(Buffer.from([0x03])), { ok: false, code: 'ERR_WS_INVALID_CLOSE_PAYLOAD', closeCode: 1002 }, '1 byte is 1002')
 
   const wrong: string[] = []
   for (let code = 0; code <= 5000; code++) {
@@ -52,14 +52,14 @@ t.test('parseClosePayload', async (t) => {
     const result = parseClosePayload(payload)
     if (allowedOnTheWire(code)) {
       if (!(result.ok && result.code === code && result.reason === 'hi')) wrong.push(`${code} rejected`)
-    } else if (result.ok || result.closeCode !== 1002 || !result.message.includes(String(code))) {
+    } else if (result.ok || result.closeCode !== 1002 || result.code !== 'ERR_WS_INVALID_CLOSE_CODE' || !result.message.includes(String(code))) {
       wrong.push(`${code} accepted`)
     }
     const bare = parseClosePayload(payload.subarray(0, 2))
     if (bare.ok !== allowedOnTheWire(code) || (bare.ok && bare.reason !== '')) wrong.push(`${code} without a reason`)
   }
   t.same(wrong, [], 'codes 0..5000 with and without a reason')
-  t.match(parseClosePayload(Buffer.from([0xff, 0xff])), { ok: false, closeCode: 1002 }, '65535')
+  t.match(parseClosePayload(Buffer.from([0xff, 0xff])), { ok: false, code: 'ERR_WS_INVALID_CLOSE_CODE', closeCode: 1002 }, '65535')
 
   for (const reason of REASONS) {
     const payload = Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from(reason)])
@@ -67,9 +67,9 @@ t.test('parseClosePayload', async (t) => {
   }
   for (const bad of [[0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x61, 0xe2, 0x82], [0x80]]) {
     const payload = Buffer.from([0x03, 0xe8, ...bad])
-    t.match(parseClosePayload(payload), { ok: false, closeCode: 1007, message: /UTF-8/ }, `reason ${Buffer.from(bad).toString('hex')} is 1007`)
+    t.match(parseClosePayload(payload), { ok: false, code: 'ERR_WS_INVALID_UTF8', closeCode: 1007, message: /UTF-8/ }, `reason ${Buffer.from(bad).toString('hex')} is 1007`)
   }
-  t.match(parseClosePayload(Buffer.from([0x03, 0xed, 0xff])), { ok: false, closeCode: 1002 }, 'a bad code wins over a bad reason')
+  t.match(parseClosePayload(Buffer.from([0x03, 0xed, 0xff])), { ok: false, code: 'ERR_WS_INVALID_CLOSE_CODE', closeCode: 1002 }, 'a bad code wins over a bad reason')
 })
 
 t.test('formatCloseMessage', async (t) => {
@@ -200,9 +200,9 @@ t.test('error classes', async (t) => {
   t.equal(new CloseError(4001, '').message, 'websocket: close 4001 ()', 'no label, no reason')
   t.equal(new CloseError(1006, '').message, 'websocket: close 1006 (abnormal closure)')
 
-  const protocol = new ProtocolError('bad frame', 1002)
+  const protocol = new ProtocolError('bad frame', 1002, 'ERR_WS_RESERVED_OPCODE')
   t.equal(protocol.name, 'ProtocolError')
-  t.equal(protocol.code, 'ERR_WS_PROTOCOL')
+  t.equal(protocol.code, 'ERR_WS_RESERVED_OPCODE')
   t.equal(protocol.closeCode, 1002)
   t.equal(protocol.message, 'websocket: bad frame')
   t.equal(new ProtocolError('utf8', 1007, 'ERR_WS_INVALID_UTF8').code, 'ERR_WS_INVALID_UTF8')
@@ -214,6 +214,8 @@ t.test('error classes', async (t) => {
   t.equal(limit.code, 'ERR_WS_READ_LIMIT')
   t.equal(limit.message, 'websocket: read limit exceeded')
   t.equal(new ReadLimitError('too big').message, 'websocket: too big')
+  const fragments = new ReadLimitError('too many frames', 'ERR_WS_TOO_MANY_FRAGMENTS')
+  t.same([fragments.name, fragments.closeCode, fragments.code], ['ReadLimitError', 1009, 'ERR_WS_TOO_MANY_FRAGMENTS'])
 
   const timeout = new TimeoutError('read deadline')
   t.equal(timeout.name, 'TimeoutError')

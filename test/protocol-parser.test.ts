@@ -341,8 +341,8 @@ const after = (role: Role): Buffer => build(role, [{ opcode: 9, payload: 'late' 
 
 interface FailureCase {
   closeCode: number
-  /** Expected ProtocolError.code; default from closeCode. */
-  code?: string
+  /** Expected ProtocolError.code. */
+  code: string
   /** Events expected before the error (data merged). */
   before?: SinkEvent[]
   overrides?: Partial<FrameParserOptions>
@@ -355,7 +355,6 @@ interface FailureCase {
  * input pushed after the failure: each time exactly `before` then one error must be reported.
  */
 function expectFailure (t: tap.Test, role: Role, stream: Buffer, want: FailureCase): void {
-  const code = want.code ?? (want.closeCode === 1009 ? 'ERR_WS_READ_LIMIT' : want.closeCode === 1007 ? 'ERR_WS_INVALID_UTF8' : 'ERR_WS_PROTOCOL')
   const tail = after(role)
   const runs: Array<[string, Buffer[]]> = [
     ['one chunk', [Buffer.concat([stream, tail]), tail]],
@@ -367,7 +366,7 @@ function expectFailure (t: tap.Test, role: Role, stream: Buffer, want: FailureCa
     const events = mergeData(sink.events)
     const last = events.pop()
     t.same(showEvents(events), showEvents(want.before ?? []), `${how}: events before the error`)
-    t.same(last === undefined ? [] : shape([last]), [err(want.closeCode, code)], `${how}: error ${want.closeCode} is the last event`)
+    t.same(last === undefined ? [] : shape([last]), [err(want.closeCode, want.code)], `${how}: error ${want.closeCode} ${want.code} is the last event`)
     t.equal(sink.errors.length, 1, `${how}: one error`)
     t.ok(sink.errors[0] instanceof ProtocolError, `${how}: a ProtocolError`)
     t.equal(sink.errors[0] instanceof ReadLimitError, want.closeCode === 1009, `${how}: ReadLimitError iff 1009`)
@@ -380,7 +379,7 @@ const startText: SinkEvent = { kind: 'start', type: 1, compressed: false }
 const startBinary: SinkEvent = { kind: 'start', type: 2, compressed: false }
 const data = (bytes: Buffer | string): SinkEvent => ({ kind: 'data', bytes: Buffer.from(bytes) })
 /** An error event as shape() shows it. */
-const err = (closeCode: number, code = closeCode === 1009 ? 'ERR_WS_READ_LIMIT' : closeCode === 1007 ? 'ERR_WS_INVALID_UTF8' : 'ERR_WS_PROTOCOL'): unknown =>
+const err = (closeCode: number, code: string): unknown =>
   ({ kind: 'error', closeCode, code })
 /** Events with data merged, bytes in hex and errors reduced to kind, closeCode and code. */
 function shape (events: readonly SinkEvent[]): unknown[] {
@@ -393,21 +392,21 @@ function shape (events: readonly SinkEvent[]): unknown[] {
 t.test('masking rules', async (t) => {
   for (const opcode of [1, 2, 9, 10, 8]) {
     t.test(`opcode ${opcode}: server rejects unmasked`, async (t) => {
-      expectFailure(t, 'server', frame({ opcode, payload: opcode === 8 ? Buffer.from([3, 232]) : 'hi' }), { closeCode: 1002, message: /unmasked/ })
+      expectFailure(t, 'server', frame({ opcode, payload: opcode === 8 ? Buffer.from([3, 232]) : 'hi' }), { closeCode: 1002, code: 'ERR_WS_EXPECTED_MASK', message: /unmasked/ })
     })
     t.test(`opcode ${opcode}: client rejects masked`, async (t) => {
-      expectFailure(t, 'client', frame({ opcode, payload: opcode === 8 ? Buffer.from([3, 232]) : 'hi', mask: true }), { closeCode: 1002, message: /masked frame from the server/ })
+      expectFailure(t, 'client', frame({ opcode, payload: opcode === 8 ? Buffer.from([3, 232]) : 'hi', mask: true }), { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_MASK', message: /masked frame from the server/ })
     })
   }
   t.test('an unmasked continuation after a masked start', async (t) => {
     const stream = Buffer.concat([frame({ opcode: 1, fin: false, payload: 'ab', mask: true }), frame({ opcode: 0, payload: 'cd' })])
-    expectFailure(t, 'server', stream, { closeCode: 1002, before: [startText, data('ab')] })
+    expectFailure(t, 'server', stream, { closeCode: 1002, code: 'ERR_WS_EXPECTED_MASK', before: [startText, data('ab')] })
   })
   t.test('a zero masking key is still a masked frame', async (t) => {
     const { sink } = run('server', [frame({ opcode: 2, payload: 'abc', mask: Buffer.alloc(4) })])
     t.same(showEvents(sink.events), showEvents([startBinary, data('abc'), { kind: 'end' }]))
     const client = run('client', [frame({ opcode: 2, payload: 'abc', mask: Buffer.alloc(4) })])
-    t.same(shape(client.sink.events), [err(1002)])
+    t.same(shape(client.sink.events), [err(1002, 'ERR_WS_UNEXPECTED_MASK')])
   })
 })
 
@@ -415,18 +414,18 @@ t.test('reserved bits', async (t) => {
   for (const role of ROLES) {
     for (const opcode of [1, 2, 9]) {
       t.test(`${role}: RSV2 on opcode ${opcode}`, async (t) => {
-        expectFailure(t, role, build(role, [{ opcode, rsv2: true, payload: 'x' }]), { closeCode: 1002, message: /RSV2\/RSV3/ })
+        expectFailure(t, role, build(role, [{ opcode, rsv2: true, payload: 'x' }]), { closeCode: 1002, code: 'ERR_WS_RESERVED_BITS', message: /RSV2\/RSV3/ })
       })
       t.test(`${role}: RSV3 on opcode ${opcode}`, async (t) => {
-        expectFailure(t, role, build(role, [{ opcode, rsv3: true, payload: 'x' }]), { closeCode: 1002, message: /RSV2\/RSV3/ })
+        expectFailure(t, role, build(role, [{ opcode, rsv3: true, payload: 'x' }]), { closeCode: 1002, code: 'ERR_WS_RESERVED_BITS', message: /RSV2\/RSV3/ })
       })
     }
     t.test(`${role}: RSV2 is rejected even with allowRsv1`, async (t) => {
-      expectFailure(t, role, build(role, [{ opcode: 2, rsv2: true }]), { closeCode: 1002, overrides: { allowRsv1: true } })
+      expectFailure(t, role, build(role, [{ opcode: 2, rsv2: true }]), { closeCode: 1002, code: 'ERR_WS_RESERVED_BITS', overrides: { allowRsv1: true } })
     })
     for (const opcode of [1, 2]) {
       t.test(`${role}: RSV1 on opcode ${opcode} without allowRsv1`, async (t) => {
-        expectFailure(t, role, build(role, [{ opcode, rsv1: true, payload: 'x' }]), { closeCode: 1002, message: /without a negotiated extension/ })
+        expectFailure(t, role, build(role, [{ opcode, rsv1: true, payload: 'x' }]), { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_RSV1', message: /without a negotiated extension/ })
       })
       t.test(`${role}: RSV1 on opcode ${opcode} with allowRsv1 marks the message compressed`, async (t) => {
         const specs: FrameSpec[] = [
@@ -445,11 +444,11 @@ t.test('reserved bits', async (t) => {
     for (const [name, overrides] of [['without', {}], ['with', { allowRsv1: true }]] as const) {
       t.test(`${role}: RSV1 on a continuation ${name} allowRsv1`, async (t) => {
         const stream = build(role, [{ opcode: 2, rsv1: name === 'with', fin: false, payload: 'a' }, { opcode: 0, rsv1: true, payload: 'b' }])
-        expectFailure(t, role, stream, { closeCode: 1002, overrides, before: [{ kind: 'start', type: 2, compressed: name === 'with' }, data('a')], message: /continuation/ })
+        expectFailure(t, role, stream, { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_RSV1', overrides, before: [{ kind: 'start', type: 2, compressed: name === 'with' }, data('a')], message: /continuation/ })
       })
       for (const opcode of [8, 9, 10]) {
         t.test(`${role}: RSV1 on control opcode ${opcode} ${name} allowRsv1`, async (t) => {
-          expectFailure(t, role, build(role, [{ opcode, rsv1: true }]), { closeCode: 1002, overrides, message: /control frame/ })
+          expectFailure(t, role, build(role, [{ opcode, rsv1: true }]), { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_RSV1', overrides, message: /control frame/ })
         })
       }
     }
@@ -461,37 +460,37 @@ t.test('opcodes and fragmentation rules', async (t) => {
     for (const opcode of [3, 4, 5, 6, 7, 11, 12, 13, 14, 15]) {
       for (const fin of [true, false]) {
         t.test(`${role}: reserved opcode ${opcode} fin=${fin}`, async (t) => {
-          expectFailure(t, role, build(role, [{ opcode, fin, payload: 'x' }]), { closeCode: 1002, message: new RegExp(`reserved opcode ${opcode}`) })
+          expectFailure(t, role, build(role, [{ opcode, fin, payload: 'x' }]), { closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE', message: new RegExp(`reserved opcode ${opcode}`) })
         })
       }
       t.test(`${role}: reserved opcode ${opcode} inside a fragmented message`, async (t) => {
         const stream = build(role, [{ opcode: 1, fin: false, payload: 'a' }, { opcode, payload: 'x' }])
-        expectFailure(t, role, stream, { closeCode: 1002, before: [startText, data('a')] })
+        expectFailure(t, role, stream, { closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE', before: [startText, data('a')] })
       })
     }
     for (const opcode of [8, 9, 10]) {
       t.test(`${role}: control opcode ${opcode} with len7 126/127`, async (t) => {
-        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(126) }]), { closeCode: 1002, message: /over 125/ })
-        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(5), encoding: 16 }]), { closeCode: 1002, message: /over 125/ })
-        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(5), encoding: 64 }]), { closeCode: 1002, message: /over 125/ })
-        expectFailure(t, role, build(role, [{ opcode, length: 70000 }]), { closeCode: 1002, message: /over 125/ })
+        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(126) }]), { closeCode: 1002, code: 'ERR_WS_CONTROL_TOO_LONG', message: /over 125/ })
+        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(5), encoding: 16 }]), { closeCode: 1002, code: 'ERR_WS_CONTROL_TOO_LONG', message: /over 125/ })
+        expectFailure(t, role, build(role, [{ opcode, payload: Buffer.alloc(5), encoding: 64 }]), { closeCode: 1002, code: 'ERR_WS_CONTROL_TOO_LONG', message: /over 125/ })
+        expectFailure(t, role, build(role, [{ opcode, length: 70000 }]), { closeCode: 1002, code: 'ERR_WS_CONTROL_TOO_LONG', message: /over 125/ })
       })
       t.test(`${role}: fragmented control opcode ${opcode}`, async (t) => {
-        expectFailure(t, role, build(role, [{ opcode, fin: false }]), { closeCode: 1002, message: /fragmented control/ })
+        expectFailure(t, role, build(role, [{ opcode, fin: false }]), { closeCode: 1002, code: 'ERR_WS_FRAGMENTED_CONTROL', message: /fragmented control/ })
         const inside = build(role, [{ opcode: 2, fin: false, payload: 'a' }, { opcode, fin: false, payload: 'x' }])
-        expectFailure(t, role, inside, { closeCode: 1002, before: [startBinary, data('a')] })
+        expectFailure(t, role, inside, { closeCode: 1002, code: 'ERR_WS_FRAGMENTED_CONTROL', before: [startBinary, data('a')] })
       })
     }
     t.test(`${role}: continuation without a start`, async (t) => {
-      expectFailure(t, role, build(role, [{ opcode: 0, payload: 'x' }]), { closeCode: 1002, message: /continuation frame without/ })
-      expectFailure(t, role, build(role, [{ opcode: 0, fin: false }]), { closeCode: 1002 })
+      expectFailure(t, role, build(role, [{ opcode: 0, payload: 'x' }]), { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_CONTINUATION', message: /continuation frame without/ })
+      expectFailure(t, role, build(role, [{ opcode: 0, fin: false }]), { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_CONTINUATION' })
       const afterMessage = build(role, [{ opcode: 1, fin: false, payload: 'a' }, { opcode: 0, payload: 'b' }, { opcode: 0, payload: 'c' }])
-      expectFailure(t, role, afterMessage, { closeCode: 1002, before: [startText, data('ab'), { kind: 'end' }] })
+      expectFailure(t, role, afterMessage, { closeCode: 1002, code: 'ERR_WS_UNEXPECTED_CONTINUATION', before: [startText, data('ab'), { kind: 'end' }] })
     })
     for (const opcode of [1, 2]) {
       t.test(`${role}: opcode ${opcode} inside a fragmented message`, async (t) => {
         const stream = build(role, [{ opcode: 2, fin: false, payload: 'a' }, { opcode: 9 }, { opcode, payload: 'b' }])
-        expectFailure(t, role, stream, { closeCode: 1002, before: [startBinary, data('a'), { kind: 'ping', bytes: Buffer.alloc(0) }], message: /inside a fragmented message/ })
+        expectFailure(t, role, stream, { closeCode: 1002, code: 'ERR_WS_EXPECTED_CONTINUATION', before: [startBinary, data('a'), { kind: 'ping', bytes: Buffer.alloc(0) }], message: /inside a fragmented message/ })
       })
     }
     t.test(`${role}: control frames inside a fragmented message come in wire order`, async (t) => {
@@ -521,15 +520,15 @@ t.test('length rules', async (t) => {
     for (const length of [2n ** 63n, 2n ** 63n + 5n, 2n ** 64n - 1n]) {
       t.test(`${role}: 64-bit length ${length} (MSB set)`, async (t) => {
         const header = build(role, [{ opcode: 2, encoding: 64, length }])
-        expectFailure(t, role, header, { closeCode: 1002, message: /most significant bit/ })
-        expectFailure(t, role, header, { closeCode: 1002, overrides: { readLimit: 10 } })
+        expectFailure(t, role, header, { closeCode: 1002, code: 'ERR_WS_INVALID_LENGTH', message: /most significant bit/ })
+        expectFailure(t, role, header, { closeCode: 1002, code: 'ERR_WS_INVALID_LENGTH', overrides: { readLimit: 10 } })
       })
     }
     for (const length of [2n ** 53n, 2n ** 53n + 1n, 2n ** 62n, 2n ** 63n - 1n]) {
       t.test(`${role}: 64-bit length ${length} (not a safe integer)`, async (t) => {
         const header = build(role, [{ opcode: 1, encoding: 64, length }])
-        expectFailure(t, role, header, { closeCode: 1009, message: /2\^53/ })
-        expectFailure(t, role, header, { closeCode: 1009, overrides: { readLimit: Number.MAX_SAFE_INTEGER } })
+        expectFailure(t, role, header, { closeCode: 1009, code: 'ERR_WS_READ_LIMIT', message: /2\^53/ })
+        expectFailure(t, role, header, { closeCode: 1009, code: 'ERR_WS_READ_LIMIT', overrides: { readLimit: Number.MAX_SAFE_INTEGER } })
       })
     }
     t.test(`${role}: 64-bit length 2^53 - 1 with readLimit 0 is accepted`, async (t) => {
@@ -554,22 +553,22 @@ t.test('length rules', async (t) => {
         }
         t.same(sink.events, [], 'nothing before the last header byte')
         parser.push(header.subarray(header.length - 1))
-        t.same(shape(sink.events), [err(1009)], 'error right after the header')
+        t.same(shape(sink.events), [err(1009, 'ERR_WS_READ_LIMIT')], 'error right after the header')
         t.equal(sink.errors[0]?.name, 'ReadLimitError')
         t.ok(sink.errors[0] instanceof ReadLimitError)
         parser.push(Buffer.alloc(100))
         t.equal(sink.events.length, 1, 'payload after it is ignored')
 
         const whole = run(role, [header], { readLimit: limit })
-        t.same(shape(whole.sink.events), [err(1009)], 'header in one chunk')
+        t.same(shape(whole.sink.events), [err(1009, 'ERR_WS_READ_LIMIT')], 'header in one chunk')
         const atLimit = run(role, [build(role, [{ opcode: 2, length: limit }])], { readLimit: limit })
         t.same(atLimit.sink.events, [], 'a length equal to the limit passes')
         t.equal(atLimit.parser.isFailed, false)
       })
     }
     t.test(`${role}: readLimit applies to text, binary and non-minimal encodings`, async (t) => {
-      expectFailure(t, role, build(role, [{ opcode: 1, payload: 'abcdef' }]), { closeCode: 1009, overrides: { readLimit: 5 }, message: /more than 5 bytes/ })
-      expectFailure(t, role, build(role, [{ opcode: 2, payload: 'abcdef', encoding: 64 }]), { closeCode: 1009, overrides: { readLimit: 5 } })
+      expectFailure(t, role, build(role, [{ opcode: 1, payload: 'abcdef' }]), { closeCode: 1009, code: 'ERR_WS_READ_LIMIT', overrides: { readLimit: 5 }, message: /more than 5 bytes/ })
+      expectFailure(t, role, build(role, [{ opcode: 2, payload: 'abcdef', encoding: 64 }]), { closeCode: 1009, code: 'ERR_WS_READ_LIMIT', overrides: { readLimit: 5 } })
       const ok = run(role, [build(role, [{ opcode: 1, payload: 'abcde', encoding: 16 }])], { readLimit: 5 })
       t.same(showEvents(ok.sink.events), showEvents([startText, data('abcde'), { kind: 'end' }]))
     })
@@ -582,6 +581,7 @@ t.test('length rules', async (t) => {
       ])
       expectFailure(t, role, stream, {
         closeCode: 1009,
+        code: 'ERR_WS_READ_LIMIT',
         overrides: { readLimit: 10 },
         before: [startBinary, data('abcd'), { kind: 'ping', bytes: Buffer.alloc(125, 1) }, data('efgh')]
       })
@@ -606,7 +606,7 @@ t.test('length rules', async (t) => {
       options.readLimit = 2
       parser.push(build(role, [{ opcode: 2, payload: 'abc' }]))
       t.same(showEvents(sink.events.slice(0, 3)), showEvents([startBinary, data('abc'), { kind: 'end' }]))
-      t.same(shape(sink.events.slice(3)), [err(1009)])
+      t.same(shape(sink.events.slice(3)), [err(1009, 'ERR_WS_READ_LIMIT')])
       t.equal(parser.options, options)
     })
   }
@@ -619,12 +619,12 @@ t.test('maxFragments', async (t) => {
       const ok = run(role, [build(role, [...three, ...three])], { maxFragments: 3 })
       t.same(showEvents(mergeData(ok.sink.events)), showEvents(expectedEvents([...three, ...three])), 'three fragments, twice, with a ping between')
       const four = build(role, [{ opcode: 1, fin: false, payload: 'a' }, { opcode: 0, fin: false, payload: 'b' }, { opcode: 0, fin: false, payload: 'c' }, { opcode: 0, payload: 'd' }])
-      expectFailure(t, role, four, { closeCode: 1009, overrides: { maxFragments: 3 }, before: [startText, data('abc')], message: /more than 3 frames/ })
+      expectFailure(t, role, four, { closeCode: 1009, code: 'ERR_WS_TOO_MANY_FRAGMENTS', overrides: { maxFragments: 3 }, before: [startText, data('abc')], message: /more than 3 frames/ })
     })
     t.test(`${role}: maxFragments 1 allows only unfragmented messages`, async (t) => {
       const ok = run(role, [build(role, [{ opcode: 2, payload: 'x' }, { opcode: 1 }])], { maxFragments: 1 })
       t.same(showEvents(ok.sink.events), showEvents([startBinary, data('x'), { kind: 'end' }, startText, { kind: 'end' }]))
-      expectFailure(t, role, build(role, [{ opcode: 2, fin: false }, { opcode: 0 }]), { closeCode: 1009, overrides: { maxFragments: 1 }, before: [startBinary] })
+      expectFailure(t, role, build(role, [{ opcode: 2, fin: false }, { opcode: 0 }]), { closeCode: 1009, code: 'ERR_WS_TOO_MANY_FRAGMENTS', overrides: { maxFragments: 1 }, before: [startBinary] })
     })
   }
 })
@@ -691,7 +691,7 @@ t.test('invalid UTF-8 in text messages fails with 1007', async (t) => {
         for (const [how, chunks] of textDeliveries(role, payload)) {
           const { sink, parser } = run(role, [...chunks, after(role)])
           const events = sink.events
-          t.same(shape(events.slice(-1)), [err(1007)], `${how}: 1007 last`)
+          t.same(shape(events.slice(-1)), [err(1007, 'ERR_WS_INVALID_UTF8')], `${how}: 1007 last`)
           t.equal(sink.errors.length, 1, `${how}: one error`)
           t.notOk(events.some((e) => e.kind === 'end'), `${how}: the message never ends`)
           t.ok(parser.isFailed, `${how}: failed`)
@@ -722,7 +722,7 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
       const sink = new RecordingSink()
       const parser = new FrameParser(sink, optionsFor(role))
       parser.push(build(role, [{ opcode: 1, fin: false, payload: Buffer.from([0x61, 0x62, 0xf4, 0x90]) }]))
-      t.same(shape(sink.events), shape([startText]).concat(err(1007)))
+      t.same(shape(sink.events), shape([startText]).concat(err(1007, 'ERR_WS_INVALID_UTF8')))
       t.equal(parser.inMessage, true)
     })
     t.test(`${role}: a single frame whose first chunk ends in ED A0 fails before the rest arrives`, async (t) => {
@@ -731,7 +731,7 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
       const parser = new FrameParser(sink, optionsFor(role))
       parser.push(Buffer.from(stream.subarray(0, stream.length - 2)))
       // A one-frame message is reported with its first valid piece, so nothing precedes the error.
-      t.same(shape(sink.events), [err(1007)])
+      t.same(shape(sink.events), [err(1007, 'ERR_WS_INVALID_UTF8')])
     })
     t.test(`${role}: bad bytes after good ones in a later chunk`, async (t) => {
       const stream = build(role, [{ opcode: 1, payload: 'good' + '\u00ff' }])
@@ -739,7 +739,7 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
       bad[bad.length - 1] ^= 0x40 // the last payload byte BF becomes FF, masked or not
       const { sink } = run(role, [bad.subarray(0, bad.length - 2), bad.subarray(bad.length - 2)])
       t.same(showEvents(sink.events.slice(0, 2)), showEvents([startText, data('good')]))
-      t.same(shape(sink.events.slice(2)), [err(1007)])
+      t.same(shape(sink.events.slice(2)), [err(1007, 'ERR_WS_INVALID_UTF8')])
     })
     t.test(`${role}: a character split across fragments (E2 82 | AC) passes`, async (t) => {
       const specs: FrameSpec[] = [
@@ -757,13 +757,13 @@ t.test('UTF-8 is checked fail-fast across fragments', async (t) => {
     })
     t.test(`${role}: a message whose last fragment is empty and leaves a character open`, async (t) => {
       const stream = build(role, [{ opcode: 1, fin: false, payload: Buffer.from([0xe2, 0x82]) }, { opcode: 0 }])
-      expectFailure(t, role, stream, { closeCode: 1007, before: [startText, data(Buffer.from([0xe2, 0x82]))], message: /ends inside a UTF-8 character/ })
+      expectFailure(t, role, stream, { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8', before: [startText, data(Buffer.from([0xe2, 0x82]))], message: /ends inside a UTF-8 character/ })
     })
     t.test(`${role}: a new text message does not inherit an open character`, async (t) => {
       // The validator is reset at each start: a lone continuation byte in the next message fails.
       const specs: FrameSpec[] = [{ opcode: 1, fin: false, payload: 'x' }, { opcode: 0, payload: '€' }, { opcode: 1, payload: Buffer.from([0xac]) }]
       const stream = build(role, specs)
-      expectFailure(t, role, stream, { closeCode: 1007, before: [startText, data('x€'), { kind: 'end' }] })
+      expectFailure(t, role, stream, { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8', before: [startText, data('x€'), { kind: 'end' }] })
     })
     t.test(`${role}: compressed text is not checked by the parser`, async (t) => {
       const { sink } = run(role, [build(role, [{ opcode: 1, rsv1: true, fin: false, payload: Buffer.from([0xff]) }, { opcode: 0, payload: Buffer.from([0xc0]) }])], { allowRsv1: true })
@@ -790,7 +790,7 @@ t.test('close frames', async (t) => {
       t.equal(parser.isFailed, true, 'nothing is parsed after a close')
     })
     t.test(`${role}: 1-byte close payload is 1002`, async (t) => {
-      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([3]) }]), { closeCode: 1002, message: /1-byte/ })
+      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([3]) }]), { closeCode: 1002, code: 'ERR_WS_INVALID_CLOSE_PAYLOAD', message: /1-byte/ })
     })
     // The whole table as a client; a server sees the codes around each boundary.
     const codes = role === 'client'
@@ -805,15 +805,15 @@ t.test('close frames', async (t) => {
         const ok = mayBeReceived(code)
         const right = sink.events.length === 1 && (ok
           ? event?.kind === 'close' && event.code === code && event.reason === 'ok'
-          : event?.kind === 'error' && event.closeCode === 1002 && event.code === 'ERR_WS_PROTOCOL')
+          : event?.kind === 'error' && event.closeCode === 1002 && event.code === 'ERR_WS_INVALID_CLOSE_CODE')
         if (!right) wrong.push(code)
       }
       t.same(wrong, [], 'each code accepted or rejected with 1002 as RFC 6455 §7.4 says')
     })
     t.test(`${role}: a close reason that is not UTF-8 is 1007`, async (t) => {
       expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([0x03, 0xe8, 0x61, 0xed, 0xa0, 0x80]) }]), { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8' })
-      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([0x03, 0xe8, 0xe2, 0x82]) }]), { closeCode: 1007 })
-      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([0x03, 0xe8, 0xe2, 0x82]) }]), { closeCode: 1007, overrides: { validateUtf8: false } })
+      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([0x03, 0xe8, 0xe2, 0x82]) }]), { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8' })
+      expectFailure(t, role, build(role, [{ opcode: 8, payload: Buffer.from([0x03, 0xe8, 0xe2, 0x82]) }]), { closeCode: 1007, code: 'ERR_WS_INVALID_UTF8', overrides: { validateUtf8: false } })
     })
     t.test(`${role}: a valid close stops the parser`, async (t) => {
       const close = build(role, [{ opcode: 8, payload: Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from('x'.repeat(123))]) }])
@@ -981,6 +981,7 @@ t.test('bounded memory: 100,000 one-byte fragments', async (t) => {
     t.same(errors, [], `${role}: ${count - 1} fragments pass maxFragments ${count - 1}`)
     limited.push(pristine.subarray((count - 1) * frameSize))
     t.equal(errors[0]?.closeCode, 1009, `${role}: fragment ${count} fails`)
+    t.equal(errors[0]?.code, 'ERR_WS_TOO_MANY_FRAGMENTS', `${role}: on the fragment limit`)
     t.equal(piecesBeforeError, count - 1, `${role}: its byte is not delivered`)
   }
 })

@@ -16,7 +16,7 @@ import type {
 type Teardown = { teardown: (fn: () => unknown) => void }
 
 /** Every run-time export of the entry point and what kind of value it is. */
-const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number'> = {
+const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number' | 'object'> = {
   TextMessage: 'number',
   BinaryMessage: 'number',
   CloseMessage: 'number',
@@ -46,6 +46,7 @@ const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number'> = {
   HandshakeError: 'class',
   isCloseError: 'function',
   isUnexpectedCloseError: 'function',
+  PROTOCOL_ERROR_CODES: 'object',
   formatCloseMessage: 'function',
   isValidReceivedCloseCode: 'function',
   closeCodeLabel: 'function',
@@ -154,8 +155,8 @@ t.test('the entry exports exactly the documented names, each of the right kind',
     'no export missing, none undocumented')
   for (const [name, kind] of Object.entries(EXPECTED_KINDS)) {
     const value = exported[name]
-    if (kind === 'number') {
-      t.equal(typeof value, 'number', `${name} is a number`)
+    if (kind === 'number' || kind === 'object') {
+      t.equal(typeof value, kind, `${name} is a ${kind}`)
     } else {
       t.equal(typeof value, 'function', `${name} is a function`)
       // tsc targets ES2022, so a class is still a `class` in the emitted source.
@@ -177,8 +178,8 @@ t.test('error classes and helpers', async (t) => {
   t.same({ name: close.name, code: close.code, text: close.text }, { name: 'CloseError', code: 1001, text: 'bye' })
   t.match(close.message, /1001 \(going away\): bye/)
 
-  const protocol = new api.ProtocolError('bad frame', api.CloseProtocolError)
-  t.same({ name: protocol.name, closeCode: protocol.closeCode, code: protocol.code }, { name: 'ProtocolError', closeCode: 1002, code: 'ERR_WS_PROTOCOL' })
+  const protocol = new api.ProtocolError('bad frame', api.CloseProtocolError, 'ERR_WS_RESERVED_OPCODE')
+  t.same({ name: protocol.name, closeCode: protocol.closeCode, code: protocol.code }, { name: 'ProtocolError', closeCode: 1002, code: 'ERR_WS_RESERVED_OPCODE' })
   const limit = new api.ReadLimitError()
   t.ok(limit instanceof api.ProtocolError, 'ReadLimitError is a ProtocolError')
   t.same({ closeCode: limit.closeCode, code: limit.code }, { closeCode: 1009, code: 'ERR_WS_READ_LIMIT' })
@@ -205,6 +206,62 @@ t.test('error classes and helpers', async (t) => {
   t.equal(api.isValidReceivedCloseCode(api.CloseNormalClosure), true)
   t.equal(api.isValidReceivedCloseCode(api.CloseNoStatusReceived), false)
   t.equal(api.closeCodeLabel(api.CloseMessageTooBig), 'message too big')
+})
+
+/** Every protocol error code, the close code it sends and its class: the stable list users match on. */
+const PROTOCOL_CODES: Record<string, [number, string]> = {
+  ERR_WS_RESERVED_BITS: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_RSV1: [1002, 'ProtocolError'],
+  ERR_WS_RESERVED_OPCODE: [1002, 'ProtocolError'],
+  ERR_WS_FRAGMENTED_CONTROL: [1002, 'ProtocolError'],
+  ERR_WS_CONTROL_TOO_LONG: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_CONTINUATION: [1002, 'ProtocolError'],
+  ERR_WS_EXPECTED_CONTINUATION: [1002, 'ProtocolError'],
+  ERR_WS_EXPECTED_MASK: [1002, 'ProtocolError'],
+  ERR_WS_UNEXPECTED_MASK: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_LENGTH: [1002, 'ProtocolError'],
+  ERR_WS_READ_LIMIT: [1009, 'ReadLimitError'],
+  ERR_WS_TOO_MANY_FRAGMENTS: [1009, 'ReadLimitError'],
+  ERR_WS_INVALID_UTF8: [1007, 'ProtocolError'],
+  ERR_WS_INVALID_CLOSE_PAYLOAD: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_CLOSE_CODE: [1002, 'ProtocolError'],
+  ERR_WS_INVALID_COMPRESSED_DATA: [1007, 'ProtocolError']
+}
+
+/** The codes of the other errors and their classes (the plugin's FST_WS_* codes belong here too once the README lists them). */
+const OTHER_CODES: Record<string, string> = {
+  ERR_WS_TIMEOUT: 'TimeoutError',
+  ERR_WS_CLOSE_SENT: 'CloseSentError',
+  ERR_WS_WRITE_CLOSED: 'WriteClosedError',
+  ERR_WS_USAGE: 'UsageError',
+  ERR_WS_HANDSHAKE: 'HandshakeError',
+  ERR_WS_INVALID_MESSAGE: 'MessageValidationError'
+}
+
+t.test('every error code is listed once, with its close code, in PROTOCOL_ERROR_CODES and the README', async (t) => {
+  const listed = api.PROTOCOL_ERROR_CODES
+  t.same(Object.fromEntries(Object.entries(listed).map(([code, info]) => [code, info.closeCode])),
+    Object.fromEntries(Object.entries(PROTOCOL_CODES).map(([code, [closeCode]]) => [code, closeCode])), 'the protocol codes and their close codes')
+  t.ok(Object.isFrozen(listed) && Object.values(listed).every((info) => Object.isFrozen(info)), 'frozen, entries too')
+
+  const readme = readFileSync(join(packageRoot(), 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Error codes\n'))
+  const rows = new Map<string, string[]>()
+  for (const line of section.slice(0, section.indexOf('\n## ', 1)).split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim().replaceAll('`', ''))
+    if (/^(ERR|FST)_WS_/.test(cells[0] ?? '')) {
+      t.notOk(rows.has(cells[0]!), `${cells[0]} has one row`)
+      rows.set(cells[0]!, cells)
+    }
+  }
+  t.same([...rows.keys()].sort(), [...Object.keys(PROTOCOL_CODES), ...Object.keys(OTHER_CODES)].sort(), 'a row for every code and none other')
+  for (const [code, [closeCode, name]] of Object.entries(PROTOCOL_CODES)) {
+    t.same(rows.get(code)?.slice(1), [listed[code as keyof typeof listed].rule, String(closeCode), name], `${code}: the rule as PROTOCOL_ERROR_CODES says it, close code and class`)
+  }
+  for (const [code, name] of Object.entries(OTHER_CODES)) t.equal(rows.get(code)?.[3], name, `${code}: class`)
+  t.equal(new api.TimeoutError('late').code, 'ERR_WS_TIMEOUT')
+  t.equal(new api.HandshakeError('refused', 403).code, 'ERR_WS_HANDSHAKE')
+  t.equal(new api.UsageError('bad').code, 'ERR_WS_USAGE')
 })
 
 t.test('handshake helpers', async (t) => {

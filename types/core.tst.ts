@@ -1,7 +1,8 @@
 import { expect, test } from 'tstyche'
 import {
   Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError, guardHandshakes,
-  TextMessage, BinaryMessage, PingMessage, formatCloseMessage, type Message, type DataMessageType
+  TextMessage, BinaryMessage, PingMessage, formatCloseMessage, ProtocolError, ReadLimitError, PROTOCOL_ERROR_CODES,
+  type Message, type DataMessageType, type ProtocolErrorCode
 } from '../lib/index.js'
 
 declare const conn: Conn
@@ -45,6 +46,18 @@ test('isCloseError narrows', () => {
     expect(error).type.toBe<CloseError>()
     expect(error.code).type.toBe<number>()
   }
+})
+
+test('a protocol error names its rule with a code from a closed list', () => {
+  const error = new ProtocolError('bad', 1002, 'ERR_WS_RESERVED_OPCODE')
+  expect(error.code).type.toBe<ProtocolErrorCode>()
+  expect<'ERR_WS_RESERVED_OPCODE'>().type.toBeAssignableTo<ProtocolErrorCode>()
+  expect<'ERR_WS_PROTOCOL'>().type.not.toBeAssignableTo<ProtocolErrorCode>()
+  expect(ProtocolError).type.not.toBeConstructableWith('bad', 1002)
+  expect(ProtocolError).type.not.toBeConstructableWith('bad', 1002, 'ERR_WS_SOMETHING')
+  expect(new ReadLimitError().code).type.toBe<'ERR_WS_READ_LIMIT' | 'ERR_WS_TOO_MANY_FRAGMENTS'>()
+  expect(PROTOCOL_ERROR_CODES.ERR_WS_INVALID_UTF8.closeCode).type.toBe<1002 | 1007 | 1009>()
+  expect(PROTOCOL_ERROR_CODES).type.not.toHaveProperty('ERR_WS_PROTOCOL')
 })
 
 test('factories', () => {

@@ -15,8 +15,9 @@ export interface InflateTarget {
   /** The message ended and all of it was delivered. */
   onEnd (): void
   /**
-   * Inflation failed: ReadLimitError (1009) past the read limit, ProtocolError 1007 for corrupt
-   * compressed data or (text) invalid UTF-8. Nothing more comes for this connection's later messages.
+   * Inflation failed: ReadLimitError (1009, ERR_WS_READ_LIMIT) past the read limit, ProtocolError
+   * 1007 for corrupt compressed data (ERR_WS_INVALID_COMPRESSED_DATA) or, in text, invalid UTF-8
+   * (ERR_WS_INVALID_UTF8). Nothing more comes for this connection's later messages.
    */
   onError (error: ProtocolError): void
   /** `bytes` of compressed input given to `write` were consumed, for read flow control. */
@@ -219,7 +220,7 @@ export class Decompressor {
   #failed (inflation: Inflation, error: Error): boolean {
     this.#putBack(inflation)
     if (this.#closed) return true
-    this.#failure = error instanceof ProtocolError ? error : new ProtocolError(`invalid compressed data: ${error.message}`, 1007)
+    this.#failure = error instanceof ProtocolError ? error : new ProtocolError(`invalid compressed data: ${error.message}`, 1007, 'ERR_WS_INVALID_COMPRESSED_DATA')
     inflation.target.onError(this.#failure)
     return true
   }

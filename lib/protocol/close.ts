@@ -66,18 +66,18 @@ export function truncateUtf8 (text: string, maxBytes: number): string {
   return bytes.subarray(0, end).toString()
 }
 
-/** The parsed content of a close frame, or the reason it broke the rules. */
+/** The parsed content of a close frame, or the rule it broke. */
 export type ClosePayload =
   | { ok: true, code: number, reason: string }
-  | { ok: false, closeCode: 1002 | 1007, message: string }
+  | { ok: false, code: 'ERR_WS_INVALID_CLOSE_PAYLOAD' | 'ERR_WS_INVALID_CLOSE_CODE' | 'ERR_WS_INVALID_UTF8', closeCode: 1002 | 1007, message: string }
 
 /** Parses and validates a received close payload (RFC 6455 §5.5.1, §7.4). */
 export function parseClosePayload (payload: Buffer): ClosePayload {
   if (payload.length === 0) return { ok: true, code: 1005, reason: '' }
-  if (payload.length === 1) return { ok: false, closeCode: 1002, message: 'close frame with a 1-byte payload' }
+  if (payload.length === 1) return { ok: false, code: 'ERR_WS_INVALID_CLOSE_PAYLOAD', closeCode: 1002, message: 'close frame with a 1-byte payload' }
   const code = payload.readUInt16BE(0)
-  if (!isValidReceivedCloseCode(code)) return { ok: false, closeCode: 1002, message: `invalid close code ${code}` }
+  if (!isValidReceivedCloseCode(code)) return { ok: false, code: 'ERR_WS_INVALID_CLOSE_CODE', closeCode: 1002, message: `invalid close code ${code}` }
   const reason = payload.subarray(2)
-  if (!isUtf8(reason)) return { ok: false, closeCode: 1007, message: 'close reason is not valid UTF-8' }
+  if (!isUtf8(reason)) return { ok: false, code: 'ERR_WS_INVALID_UTF8', closeCode: 1007, message: 'close reason is not valid UTF-8' }
   return { ok: true, code, reason: reason.toString() }
 }

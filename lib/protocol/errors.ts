@@ -34,28 +34,84 @@ export class CloseError extends Error {
 }
 
 /**
- * A broken rule of RFC 6455 (or of a limit); the connection was failed with `closeCode`.
- * `code` is a stable string for programs: ERR_WS_PROTOCOL, ERR_WS_INVALID_UTF8 or ERR_WS_READ_LIMIT.
+ * The stable code of every rule a peer can break, one per rule: programs match on these (ws calls
+ * them `WS_ERR_*`), and a code never changes its meaning. `PROTOCOL_ERROR_CODES` gives the close code
+ * each one fails the connection with.
+ */
+export type ProtocolErrorCode =
+  | 'ERR_WS_RESERVED_BITS'
+  | 'ERR_WS_UNEXPECTED_RSV1'
+  | 'ERR_WS_RESERVED_OPCODE'
+  | 'ERR_WS_FRAGMENTED_CONTROL'
+  | 'ERR_WS_CONTROL_TOO_LONG'
+  | 'ERR_WS_UNEXPECTED_CONTINUATION'
+  | 'ERR_WS_EXPECTED_CONTINUATION'
+  | 'ERR_WS_EXPECTED_MASK'
+  | 'ERR_WS_UNEXPECTED_MASK'
+  | 'ERR_WS_INVALID_LENGTH'
+  | 'ERR_WS_READ_LIMIT'
+  | 'ERR_WS_TOO_MANY_FRAGMENTS'
+  | 'ERR_WS_INVALID_UTF8'
+  | 'ERR_WS_INVALID_CLOSE_PAYLOAD'
+  | 'ERR_WS_INVALID_CLOSE_CODE'
+  | 'ERR_WS_INVALID_COMPRESSED_DATA'
+
+/** What `PROTOCOL_ERROR_CODES` says of one code. */
+export interface ProtocolErrorInfo {
+  /** The close code the connection is failed with. */
+  readonly closeCode: 1002 | 1007 | 1009
+  /** What the peer sent that broke the rule, in one line (as the README's table says it). */
+  readonly rule: string
+}
+
+/** Every code a ProtocolError can carry, with its close code and its rule; frozen. */
+export const PROTOCOL_ERROR_CODES: Readonly<Record<ProtocolErrorCode, ProtocolErrorInfo>> = Object.freeze({
+  ERR_WS_RESERVED_BITS: Object.freeze({ closeCode: 1002, rule: 'a frame with RSV2 or RSV3 set' }),
+  ERR_WS_UNEXPECTED_RSV1: Object.freeze({ closeCode: 1002, rule: 'RSV1 without permessage-deflate, or on a control or continuation frame' }),
+  ERR_WS_RESERVED_OPCODE: Object.freeze({ closeCode: 1002, rule: 'a reserved opcode (3-7, 11-15)' }),
+  ERR_WS_FRAGMENTED_CONTROL: Object.freeze({ closeCode: 1002, rule: 'a control frame without FIN' }),
+  ERR_WS_CONTROL_TOO_LONG: Object.freeze({ closeCode: 1002, rule: 'a control frame payload over 125 bytes' }),
+  ERR_WS_UNEXPECTED_CONTINUATION: Object.freeze({ closeCode: 1002, rule: 'a continuation frame with no message to continue' }),
+  ERR_WS_EXPECTED_CONTINUATION: Object.freeze({ closeCode: 1002, rule: 'a text or binary frame inside a fragmented message' }),
+  ERR_WS_EXPECTED_MASK: Object.freeze({ closeCode: 1002, rule: 'an unmasked frame to a server' }),
+  ERR_WS_UNEXPECTED_MASK: Object.freeze({ closeCode: 1002, rule: 'a masked frame to a client' }),
+  ERR_WS_INVALID_LENGTH: Object.freeze({ closeCode: 1002, rule: 'a 64-bit payload length with the most significant bit set' }),
+  ERR_WS_READ_LIMIT: Object.freeze({ closeCode: 1009, rule: 'a message over readLimit (a compressed one once inflated), or a frame length beyond 2^53' }),
+  ERR_WS_TOO_MANY_FRAGMENTS: Object.freeze({ closeCode: 1009, rule: 'a message split into more than maxFragments frames' }),
+  ERR_WS_INVALID_UTF8: Object.freeze({ closeCode: 1007, rule: 'a text message or close reason that is not UTF-8' }),
+  ERR_WS_INVALID_CLOSE_PAYLOAD: Object.freeze({ closeCode: 1002, rule: 'a close frame with a 1-byte payload' }),
+  ERR_WS_INVALID_CLOSE_CODE: Object.freeze({ closeCode: 1002, rule: 'a close code a peer may not send (1004-1006, 1015, under 1000, 1016-2999, 5000 and up)' }),
+  ERR_WS_INVALID_COMPRESSED_DATA: Object.freeze({ closeCode: 1007, rule: 'a compressed message that does not inflate' })
+})
+
+/**
+ * A broken rule of RFC 6455 (or of a limit); the connection was failed with `closeCode`, and `code`
+ * names the rule.
  */
 export class ProtocolError extends Error {
   override readonly name: string = 'ProtocolError'
   /** The close code that was sent to the peer. */
   readonly closeCode: number
-  /** A stable machine-readable error code. */
-  readonly code: string
+  /** The rule that was broken, stable for programs to match on. */
+  readonly code: ProtocolErrorCode
 
-  constructor (message: string, closeCode: number, code = 'ERR_WS_PROTOCOL') {
+  // `code` has no default: a rule raised under a catch-all code is one nobody can match on.
+  constructor (message: string, closeCode: number, code: ProtocolErrorCode) {
     super(`websocket: ${message}`)
     this.closeCode = closeCode
     this.code = code
   }
 }
 
-/** A message went over the read limit; the connection was closed with 1009 before the data was kept. */
+/**
+ * A message went over the read limit (`ERR_WS_READ_LIMIT`) or the fragment limit
+ * (`ERR_WS_TOO_MANY_FRAGMENTS`); the connection was closed with 1009 before the data was kept.
+ */
 export class ReadLimitError extends ProtocolError {
   override readonly name = 'ReadLimitError'
-  constructor (message = 'read limit exceeded') {
-    super(message, 1009, 'ERR_WS_READ_LIMIT')
+  declare readonly code: 'ERR_WS_READ_LIMIT' | 'ERR_WS_TOO_MANY_FRAGMENTS'
+  constructor (message = 'read limit exceeded', code: 'ERR_WS_READ_LIMIT' | 'ERR_WS_TOO_MANY_FRAGMENTS' = 'ERR_WS_READ_LIMIT') {
+    super(message, 1009, code)
   }
 }
 

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { parseClosePayload } from './close.js'
 import { CloseMessage, MAX_CONTROL_PAYLOAD, OPCODE_CONTINUATION, PingMessage, PongMessage, TextMessage, type DataMessageType } from './constants.js'
-import { ProtocolError, ReadLimitError, stackless } from './errors.js'
+import { PROTOCOL_ERROR_CODES, ProtocolError, ReadLimitError, stackless, type ProtocolErrorCode } from './errors.js'
 import { applyMask } from './mask.js'
 import { Utf8Validator } from './utf8.js'
 
@@ -219,23 +219,25 @@ export class FrameParser {
     const masked = (b1 & 0x80) !== 0
     const len7 = b1 & 0x7f
 
-    if ((b0 & 0x30) !== 0) return this.fail('reserved bits RSV2/RSV3 set', 1002)
+    if ((b0 & 0x30) !== 0) return this.fail('ERR_WS_RESERVED_BITS', 'reserved bits RSV2/RSV3 set')
     if (opcode >= CloseMessage) {
-      if (opcode > PongMessage) return this.fail(`reserved opcode ${opcode}`, 1002)
-      if (!fin) return this.fail('fragmented control frame', 1002)
-      if (len7 > MAX_CONTROL_PAYLOAD) return this.fail('control frame payload over 125 bytes', 1002)
-      if (rsv1) return this.fail('RSV1 set on a control frame', 1002)
+      if (opcode > PongMessage) return this.fail('ERR_WS_RESERVED_OPCODE', `reserved opcode ${opcode}`)
+      if (!fin) return this.fail('ERR_WS_FRAGMENTED_CONTROL', 'fragmented control frame')
+      if (len7 > MAX_CONTROL_PAYLOAD) return this.fail('ERR_WS_CONTROL_TOO_LONG', 'control frame payload over 125 bytes')
+      if (rsv1) return this.fail('ERR_WS_UNEXPECTED_RSV1', 'RSV1 set on a control frame')
     } else if (opcode === OPCODE_CONTINUATION) {
-      if (this.messageType === 0) return this.fail('continuation frame without a message to continue', 1002)
-      if (rsv1) return this.fail('RSV1 set on a continuation frame', 1002)
+      if (this.messageType === 0) return this.fail('ERR_WS_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue')
+      if (rsv1) return this.fail('ERR_WS_UNEXPECTED_RSV1', 'RSV1 set on a continuation frame')
     } else if (opcode <= 2) {
-      if (this.messageType !== 0) return this.fail('new data frame inside a fragmented message', 1002)
-      if (rsv1 && !this.options.allowRsv1) return this.fail('RSV1 set without a negotiated extension', 1002)
+      if (this.messageType !== 0) return this.fail('ERR_WS_EXPECTED_CONTINUATION', 'new data frame inside a fragmented message')
+      if (rsv1 && !this.options.allowRsv1) return this.fail('ERR_WS_UNEXPECTED_RSV1', 'RSV1 set without a negotiated extension')
     } else {
-      return this.fail(`reserved opcode ${opcode}`, 1002)
+      return this.fail('ERR_WS_RESERVED_OPCODE', `reserved opcode ${opcode}`)
     }
     if (masked !== this.options.isServer) {
-      return this.fail(masked ? 'masked frame from the server' : 'unmasked frame from the client', 1002)
+      return masked
+        ? this.fail('ERR_WS_UNEXPECTED_MASK', 'masked frame from the server')
+        : this.fail('ERR_WS_EXPECTED_MASK', 'unmasked frame from the client')
     }
     const lengthBytes = len7 < 126 ? 0 : len7 === 126 ? 2 : 8
     return 2 + lengthBytes + (masked ? 4 : 0)
@@ -256,11 +258,11 @@ export class FrameParser {
     } else {
       const high = header.readUInt32BE(pos)
       if (high >= 0x80000000) {
-        this.fail('64-bit payload length with the most significant bit set', 1002)
+        this.fail('ERR_WS_INVALID_LENGTH', '64-bit payload length with the most significant bit set')
         return
       }
       if (high >= MAX_SAFE_HIGH_WORD) {
-        this.failReadLimit('frame length beyond 2^53 bytes')
+        this.failReadLimit('ERR_WS_READ_LIMIT', 'frame length beyond 2^53 bytes')
         return
       }
       length = high * 0x100000000 + header.readUInt32BE(pos + 4)
@@ -284,11 +286,11 @@ export class FrameParser {
     } else {
       const limit = this.options.readLimit
       if (limit > 0 && this.messageLength + length > limit) {
-        this.failReadLimit(`message of more than ${limit} bytes`)
+        this.failReadLimit('ERR_WS_READ_LIMIT', `message of more than ${limit} bytes`)
         return
       }
       if (++this.messageFragments > this.options.maxFragments) {
-        this.failReadLimit(`message split into more than ${this.options.maxFragments} frames`)
+        this.failReadLimit('ERR_WS_TOO_MANY_FRAGMENTS', `message split into more than ${this.options.maxFragments} frames`)
         return
       }
       this.messageLength += length
@@ -330,7 +332,7 @@ export class FrameParser {
       const whole = this.wholeMessageFrame && take === this.frameLength
       if (this.checkText) {
         if (!(whole ? isUtf8(piece) : this.utf8.push(piece))) {
-          this.fail('invalid UTF-8 in text message', 1007, 'ERR_WS_INVALID_UTF8')
+          this.fail('ERR_WS_INVALID_UTF8', 'invalid UTF-8 in text message')
           return chunk.length
         }
         if (whole) this.checkText = false
@@ -359,7 +361,7 @@ export class FrameParser {
     if (opcode < CloseMessage) {
       if (!this.fin) return
       if (this.checkText && !this.utf8.end()) {
-        this.fail('text message ends inside a UTF-8 character', 1007, 'ERR_WS_INVALID_UTF8')
+        this.fail('ERR_WS_INVALID_UTF8', 'text message ends inside a UTF-8 character')
         return
       }
       const type = this.messageType as DataMessageType
@@ -385,7 +387,7 @@ export class FrameParser {
     } else {
       const close = parseClosePayload(payload)
       if (!close.ok) {
-        this.fail(close.message, close.closeCode, close.closeCode === 1007 ? 'ERR_WS_INVALID_UTF8' : 'ERR_WS_PROTOCOL')
+        this.fail(close.code, close.message)
         return
       }
       // Nothing may follow a close frame.
@@ -394,14 +396,15 @@ export class FrameParser {
     }
   }
 
-  private fail (message: string, closeCode: number, code?: string): -1 {
+  /** Fails with the close code `PROTOCOL_ERROR_CODES` gives `code`; the limits go through failReadLimit. */
+  private fail (code: Exclude<ProtocolErrorCode, ReadLimitError['code']>, message: string): -1 {
     this.failed = true
-    this.sink.onProtocolError(stackless(() => new ProtocolError(message, closeCode, code)))
+    this.sink.onProtocolError(stackless(() => new ProtocolError(message, PROTOCOL_ERROR_CODES[code].closeCode, code)))
     return -1
   }
 
-  private failReadLimit (message: string): void {
+  private failReadLimit (code: ReadLimitError['code'], message: string): void {
     this.failed = true
-    this.sink.onProtocolError(stackless(() => new ReadLimitError(message)))
+    this.sink.onProtocolError(stackless(() => new ReadLimitError(message, code)))
   }
 }
