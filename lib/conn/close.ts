@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream'
 import { formatCloseMessage, truncateUtf8 } from '../protocol/close.js'
 import { MAX_CONTROL_PAYLOAD } from '../protocol/constants.js'
 import type { ProtocolError } from '../protocol/errors.js'
@@ -22,9 +21,6 @@ const RESOLVED = Promise.resolve()
  * `closeTimeout`. It also fails the connection when the read side reports a broken rule.
  */
 export class ConnClosing implements ReadEvents {
-  readonly #socket: Duplex
-  readonly #isServer: boolean
-  readonly #closeTimeout: number
   readonly #writer: ConnWriter
   /** Set once, right after construction: the reader reports to this object. */
   reader!: ConnReader
@@ -36,10 +32,7 @@ export class ConnClosing implements ReadEvents {
   #closed: Promise<void> | undefined
   #resolveClosed: (() => void) | undefined
 
-  constructor (socket: Duplex, isServer: boolean, closeTimeout: number, writer: ConnWriter) {
-    this.#socket = socket
-    this.#isServer = isServer
-    this.#closeTimeout = closeTimeout
+  constructor (writer: ConnWriter) {
     this.#writer = writer
   }
 
@@ -122,13 +115,14 @@ export class ConnClosing implements ReadEvents {
    * (RFC 6455 §7.1.1), up to `closeTimeout`, and answers its end.
    */
   #handshakeDone (): void {
-    if (this.#isServer) this.#endSocket()
+    if (this.#writer.isServer) this.#endSocket()
     else this.#armTimer()
   }
 
   #armTimer (): void {
     if (this.#timer !== undefined || this.#is(CloseFlag.SocketClosed)) return
-    const timer = setTimeout(() => { this.#socket.destroy() }, this.#closeTimeout)
+    const writer = this.#writer
+    const timer = setTimeout(() => { writer.socket.destroy() }, writer.options.closeTimeout)
     timer.unref()
     this.#timer = timer
   }
@@ -136,7 +130,8 @@ export class ConnClosing implements ReadEvents {
   /** Ends TCP once both close frames are out (or the peer ended it); what was written before is flushed first. */
   #endSocket (): void {
     this.#armTimer()
-    if (!this.#socket.writableEnded) this.#socket.end()
+    const socket = this.#writer.socket
+    if (!socket.writableEnded) socket.end()
   }
 
   /** The peer ended TCP: end ours too. */

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import { PerMessageDeflate } from '../deflate/codec.js'
 import type { AgreedParams } from '../deflate/negotiation.js'
 import { checkLevel, type PerMessageDeflateOptions } from '../deflate/options.js'
-import { resolveConnOptions, type ConnOptions, type ResolvedConnOptions } from '../options.js'
+import { resolveConnOptions, type ConnOptions } from '../options.js'
 import type { PreparedMessage } from '../prepared-message.js'
 import {
   BinaryMessage, CloseMessage, PingMessage, PongMessage, TextMessage,
@@ -68,9 +68,6 @@ export class Conn implements AsyncIterable<Message> {
   // An idle connection is kept small (servers hold tens of thousands): no closures of its own,
   // queues linked through their items, flags packed, rarely used state made on demand. Each
   // concern owns its state: the read side (read.ts), the write side (write.ts), closing (close.ts).
-  readonly #socket: Duplex
-  readonly #options: ResolvedConnOptions
-  readonly #deflate: PerMessageDeflate | undefined
   readonly #reader: ConnReader
   readonly #writer: ConnWriter
   readonly #closing: ConnClosing
@@ -81,21 +78,20 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   constructor (socket: Duplex, init: ConnInit) {
-    this.#socket = socket
     this.isServer = init.isServer
     this.subprotocol = init.subprotocol ?? ''
     this.extensions = init.extensions ?? ''
     this.response = init.response
-    const options = this.#options = resolveConnOptions(init.options)
-    if (init.compression !== undefined) {
-      this.#deflate = new PerMessageDeflate(init.compression.params, init.isServer, {
+    const options = resolveConnOptions(init.options)
+    const deflate = init.compression === undefined
+      ? undefined
+      : new PerMessageDeflate(init.compression.params, init.isServer, {
         ...init.compression.options,
         readLimit: () => this.#reader.parser.options.readLimit
       })
-    }
-    this.#writer = new ConnWriter(socket, init.isServer, options, this.#deflate)
-    this.#closing = new ConnClosing(socket, init.isServer, options.closeTimeout, this.#writer)
-    this.#reader = new ConnReader(socket, init.isServer, options, this.#deflate, this.#closing)
+    this.#writer = new ConnWriter(socket, init.isServer, options, deflate)
+    this.#closing = new ConnClosing(this.#writer)
+    this.#reader = new ConnReader(socket, init.isServer, options, deflate, this.#closing)
     this.#closing.reader = this.#reader
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
@@ -121,32 +117,32 @@ export class Conn implements AsyncIterable<Message> {
 
   /** The underlying socket. Reading or writing it directly corrupts the WebSocket stream. */
   get socket (): Duplex {
-    return this.#socket
+    return this.#writer.socket
   }
 
   /** The local IP address, when the socket is a TCP socket. */
   get localAddress (): string | undefined {
-    return (this.#socket as Partial<Socket>).localAddress
+    return (this.#writer.socket as Partial<Socket>).localAddress
   }
 
   /** The local port, when the socket is a TCP socket. */
   get localPort (): number | undefined {
-    return (this.#socket as Partial<Socket>).localPort
+    return (this.#writer.socket as Partial<Socket>).localPort
   }
 
   /** The peer's IP address, when the socket is a TCP socket. */
   get remoteAddress (): string | undefined {
-    return (this.#socket as Partial<Socket>).remoteAddress
+    return (this.#writer.socket as Partial<Socket>).remoteAddress
   }
 
   /** The peer's port, when the socket is a TCP socket. */
   get remotePort (): number | undefined {
-    return (this.#socket as Partial<Socket>).remotePort
+    return (this.#writer.socket as Partial<Socket>).remotePort
   }
 
   /** Bytes handed to the socket and not yet written to the kernel. */
   get bufferedAmount (): number {
-    return this.#socket.writableLength
+    return this.#writer.socket.writableLength
   }
 
   /** The read limit in bytes (0 = none). */
@@ -156,12 +152,12 @@ export class Conn implements AsyncIterable<Message> {
 
   /** The fragment size of `nextWriter` messages. */
   get writeBufferSize (): number {
-    return this.#options.writeBufferSize
+    return this.#writer.options.writeBufferSize
   }
 
   /** Bytes of unread messages that pause reading from the socket when exceeded. */
   get readBufferSize (): number {
-    return this.#options.readBufferSize
+    return this.#writer.options.readBufferSize
   }
 
   /** Sets the largest message the connection accepts; a bigger one closes it with 1009. 0 = none. */
@@ -297,12 +293,12 @@ export class Conn implements AsyncIterable<Message> {
   /** Sets the zlib level (0-9) of messages compressed from now on; throws a RangeError otherwise. */
   setCompressionLevel (level: number): void {
     checkLevel(level)
-    this.#deflate?.setLevel(level)
+    this.#writer.deflate?.setLevel(level)
   }
 
   /** Whether permessage-deflate was negotiated for this connection. */
   get compressionNegotiated (): boolean {
-    return this.#deflate !== undefined
+    return this.#writer.deflate !== undefined
   }
 
   // ---- Closing --------------------------------------------------------------------------------
@@ -320,7 +316,7 @@ export class Conn implements AsyncIterable<Message> {
 
   /** Destroys the socket at once, without a closing handshake (gorilla's `Close`). */
   terminate (): void {
-    this.#socket.destroy()
+    this.#writer.socket.destroy()
   }
 
   // ---- Socket events ----------------------------------------------------------------------------

@@ -61,6 +61,21 @@ interface ControlHandlers {
 
 const NORMAL_ENDS = [1000, 1001, 1005]
 
+/** The inflation bookkeeping of a connection with permessage-deflate. */
+interface InflateState {
+  /** The inflation of the compressed message whose frames are arriving. */
+  current: MessageInflation | undefined
+  /** A message whose frames all arrived and that still inflates; the parser holds input behind it. */
+  ending: InboundMessage | undefined
+  /**
+   * Compressed bytes handed to the inflater and not yet consumed, plus one for an end of message
+   * not yet inflated; while above 0 the parser holds later frames back.
+   */
+  backlog: number
+  /** The read error to report once input held at the socket's end is parsed. */
+  inputEndError: Error | undefined
+}
+
 /** State bits of the read side, packed in one number. */
 const enum ReadFlag {
   /** The socket is paused because too many unread bytes wait. */
@@ -83,7 +98,7 @@ const enum ReadFlag {
  * after a failure every read rejects with the same error, once the messages that came before it
  * were delivered.
  */
-export class ConnReader implements FrameSink {
+export class ConnReader implements FrameSink, ReaderOwner {
   readonly parser: FrameParser
   readonly #socket: Duplex
   readonly #options: ResolvedConnOptions
@@ -102,28 +117,17 @@ export class ConnReader implements FrameSink {
   /** Bytes of unread messages (compressed ones until inflated): what the read-ahead bounds. */
   #bufferedBytes = 0
 
-  /** The inflation of the compressed message being received. */
-  #inflation: MessageInflation | undefined
-  /** Compressed messages fully received and still inflating, oldest first. */
-  #inflating: InboundMessage[] | undefined
-  /**
-   * Compressed bytes handed to the inflater and not yet consumed, plus one for an end of message
-   * not yet inflated; while above 0 the parser holds later frames back.
-   */
-  #inflateBacklog = 0
-  /** The read error to report once input held at the socket's end is parsed. */
-  #inputEndError: Error | undefined
-
+  /** Made only when permessage-deflate was negotiated. */
+  readonly #inflate: InflateState | undefined
   #handlers: ControlHandlers | undefined
   #deadline: NodeJS.Timeout | undefined
-  /** Made when the first streaming reader needs it, so idle connections carry none. */
-  #readerOwner: ReaderOwner | undefined
 
   constructor (socket: Duplex, isServer: boolean, options: ResolvedConnOptions, deflate: PerMessageDeflate | undefined, events: ReadEvents) {
     this.#socket = socket
     this.#options = options
     this.#deflate = deflate
     this.#events = events
+    if (deflate !== undefined) this.#inflate = { current: undefined, ending: undefined, backlog: 0, inputEndError: undefined }
     this.parser = new FrameParser(this, {
       isServer,
       readLimit: options.readLimit,
@@ -225,7 +229,7 @@ export class ConnReader implements FrameSink {
         this.#shiftRead()
         this.#shiftInbox()
         // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
-        const reader = new MessageReader(message, this.#readerOwner ??= this.#makeReaderOwner())
+        const reader = new MessageReader(message, this)
         this.#streamReader = reader
         settleValue(read, reader)
         continue
@@ -266,16 +270,15 @@ export class ConnReader implements FrameSink {
     this.#updateFlow()
   }
 
-  #makeReaderOwner (): ReaderOwner {
-    return {
-      consumed: (bytes) => {
-        this.#bufferedBytes -= bytes
-        this.#updateFlow()
-      },
-      released: (reader) => {
-        if (this.#streamReader === reader) this.#streamReader = undefined
-      }
-    }
+  /** A streaming reader took `bytes` bytes: reading from the socket may go on. */
+  consumed (bytes: number): void {
+    this.#bufferedBytes -= bytes
+    this.#updateFlow()
+  }
+
+  /** A streaming reader is finished with its message. */
+  released (reader: MessageReader): void {
+    if (this.#streamReader === reader) this.#streamReader = undefined
   }
 
   /** Makes `error` the permanent read error: queued complete messages are still delivered first. */
@@ -348,7 +351,7 @@ export class ConnReader implements FrameSink {
     this.#current = message
     // Every compressed message is inflated, a discarded one too: its frames still arrive.
     if (compressed) {
-      this.#inflation = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+      this.#inflate!.current = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
     }
     if (this.#error !== undefined) {
       message.discarded = true
@@ -362,9 +365,10 @@ export class ConnReader implements FrameSink {
     const message = this.#current!
     if (message.compressed) {
       // Inflated even when nobody wants the message: the peer's compression history needs it.
+      const inflate = this.#inflate!
       this.#bufferedBytes += piece.length
-      this.#inflateBacklog += piece.length
-      this.#inflation!.write(piece)
+      inflate.backlog += piece.length
+      inflate.current!.write(piece)
       this.#holdInputWhileInflating()
       this.#updateFlow()
       return
@@ -378,10 +382,11 @@ export class ConnReader implements FrameSink {
     this.#current = undefined
     if (message.compressed) {
       // One whose inflation already failed (behind an earlier failure, say) has nothing left to wait for.
-      if (message.error === undefined) (this.#inflating ??= []).push(message)
-      const inflation = this.#inflation!
-      this.#inflation = undefined
-      this.#inflateBacklog++
+      const inflate = this.#inflate!
+      if (message.error === undefined) inflate.ending = message
+      const inflation = inflate.current!
+      inflate.current = undefined
+      inflate.backlog++
       inflation.end()
       this.#holdInputWhileInflating()
       return
@@ -458,13 +463,13 @@ export class ConnReader implements FrameSink {
         if (message.error === undefined && !message.discarded) this.#deliver(message, chunk)
       },
       onEnd: () => {
-        this.#inflateBacklog--
+        this.#inflate!.backlog--
         this.#inflationSettled(message)
         if (message.error === undefined) this.#messageDone(message)
         this.#resumeInput()
       },
       onError: (error) => {
-        this.#inflateBacklog = 0
+        this.#inflate!.backlog = 0
         this.#inflationSettled(message)
         // The message may be whole on the wire already (no longer #current), so fail() would
         // leave it, and the reads waiting for it, in the inbox forever.
@@ -474,7 +479,7 @@ export class ConnReader implements FrameSink {
       },
       onConsumed: (bytes) => {
         this.#bufferedBytes -= bytes
-        this.#inflateBacklog -= bytes
+        this.#inflate!.backlog -= bytes
         this.#resumeInput()
         this.#updateFlow()
       }
@@ -482,19 +487,18 @@ export class ConnReader implements FrameSink {
   }
 
   #inflationSettled (message: InboundMessage): void {
-    const inflating = this.#inflating
-    const index = inflating === undefined ? -1 : inflating.indexOf(message)
-    if (index !== -1) inflating!.splice(index, 1)
+    const inflate = this.#inflate!
+    if (inflate.ending === message) inflate.ending = undefined
     this.#releaseDeflate()
   }
 
   /** Frees the zlib contexts once the socket is gone and nothing received before its end still inflates. */
   #releaseDeflate (): void {
-    if (!this.#is(ReadFlag.SocketClosed) || this.#is(ReadFlag.InputEnded | ReadFlag.DeflateReleased)) return
-    const inflating = this.#inflating
-    if (inflating === undefined || inflating.length === 0) {
+    const inflate = this.#inflate
+    if (inflate === undefined || !this.#is(ReadFlag.SocketClosed) || this.#is(ReadFlag.InputEnded | ReadFlag.DeflateReleased)) return
+    if (inflate.ending === undefined) {
       this.#set(ReadFlag.DeflateReleased, true)
-      this.#deflate?.close()
+      this.#deflate!.close()
     }
   }
 
@@ -504,7 +508,7 @@ export class ConnReader implements FrameSink {
    * this thread finish before this is called and hold nothing.
    */
   #holdInputWhileInflating (): void {
-    if (this.#inflateBacklog > 0) this.parser.pause()
+    if (this.#inflate!.backlog > 0) this.parser.pause()
   }
 
   /**
@@ -513,11 +517,12 @@ export class ConnReader implements FrameSink {
    */
   #resumeInput (): void {
     const parser = this.parser
-    if (!parser.isPaused || this.#inflateBacklog > 0) return
+    const inflate = this.#inflate!
+    if (!parser.isPaused || inflate.backlog > 0) return
     const ended = this.#is(ReadFlag.InputEnded)
     if (ended && !this.#readerWaiting()) return
     parser.resume()
-    if (ended && !parser.isPaused) this.#endInput(this.#inputEndError)
+    if (ended && !parser.isPaused) this.#endInput(inflate.inputEndError)
     this.#updateFlow()
   }
 
@@ -537,7 +542,8 @@ export class ConnReader implements FrameSink {
     const parser = this.parser
     if (parser.isPaused && !parser.isFailed && this.#readerWaiting()) {
       this.#set(ReadFlag.InputEnded, true)
-      this.#inputEndError = error
+      // Paused: only an inflation pauses the parser.
+      this.#inflate!.inputEndError = error
       return
     }
     this.#endInput(error)
@@ -553,14 +559,17 @@ export class ConnReader implements FrameSink {
   /** Reports the end of input to readers (1006 when no close frame came) and drops what still inflates. */
   #endInput (error: Error | undefined): void {
     this.#set(ReadFlag.InputEnded, false)
-    this.#inputEndError = undefined
     this.parser.stop()
     if (this.#error === undefined) this.fail(error ?? stackless(() => new CloseError(1006, 'unexpected EOF')))
-    const inflating = this.#inflating
-    if (inflating !== undefined && inflating.length > 0) {
-      // Whole on the wire but not inflated: nobody waited for these, and nobody will get them.
-      for (const message of inflating.splice(0)) this.#abandon(message, this.#error!)
-      this.#inflateBacklog = 0
+    const inflate = this.#inflate
+    if (inflate === undefined) return
+    inflate.inputEndError = undefined
+    const ending = inflate.ending
+    if (ending !== undefined) {
+      // Whole on the wire but not inflated: nobody waited for it, and nobody will get it.
+      inflate.ending = undefined
+      inflate.backlog = 0
+      this.#abandon(ending, this.#error!)
       this.#set(ReadFlag.DeflateReleased, true)
       this.#deflate!.close()
       this.#serveReads()

@@ -62,8 +62,9 @@ const RESOLVED = Promise.resolve()
 export class ConnWriter implements TickCorked, WriterOwner {
   readonly isServer: boolean
   readonly options: ResolvedConnOptions
-  readonly #socket: Duplex
-  readonly #deflate: PerMessageDeflate | undefined
+  readonly socket: Duplex
+  /** permessage-deflate, when it was negotiated. */
+  readonly deflate: PerMessageDeflate | undefined
   #flags = WriteFlag.CompressWrites
   #error: Error | undefined
   /** The open streaming writer, which owns the connection's data frames until it closes. */
@@ -74,10 +75,10 @@ export class ConnWriter implements TickCorked, WriterOwner {
   #timer: WriteTimer | undefined
 
   constructor (socket: Duplex, isServer: boolean, options: ResolvedConnOptions, deflate: PerMessageDeflate | undefined) {
-    this.#socket = socket
+    this.socket = socket
     this.isServer = isServer
     this.options = options
-    this.#deflate = deflate
+    this.deflate = deflate
   }
 
   #is (flag: WriteFlag): boolean {
@@ -106,7 +107,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
     if (blocked !== undefined) return rejected(blocked)
     const payload = toPayload(data)
     if (payload === undefined) return rejected(new UsageError(BAD_PAYLOAD))
-    const deflate = this.#deflate
+    const deflate = this.deflate
     if (deflate !== undefined && this.#is(WriteFlag.CompressWrites) && deflate.shouldCompress(payloadLength(payload))) {
       const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
       if (!this.#busy()) {
@@ -135,7 +136,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
   writePrepared (message: PreparedMessage): Promise<void> {
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return rejected(blocked)
-    const deflate = this.#deflate
+    const deflate = this.deflate
     if (deflate !== undefined && this.#is(WriteFlag.CompressWrites) && deflate.shouldCompress(message.data.length)) {
       const queued = this.#enqueue<void>(async () => {
         // Compressed once for every connection with the same level and window, then sent as is.
@@ -238,7 +239,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
       // Armed only after a write that did not flush, and cleared by 'drain' or 'finish': bytes still wait.
       timer.timer = undefined
       this.#error ??= new TimeoutError('write deadline exceeded')
-      this.#socket.destroy()
+      this.socket.destroy()
     }, Math.max(0, deadline - Date.now()))
     timer.timer.unref()
   }
@@ -273,15 +274,15 @@ export class ConnWriter implements TickCorked, WriterOwner {
   #send (bytes: Buffer, written?: (error: Error | null | undefined) => void): boolean {
     if (!this.#is(WriteFlag.Corked)) {
       this.#flags |= WriteFlag.Corked
-      this.#socket.cork()
+      this.socket.cork()
       uncorkAtTickEnd(this)
     }
-    return this.#socket.write(bytes, written)
+    return this.socket.write(bytes, written)
   }
 
   uncorkAtTickEnd (): void {
     this.#flags &= ~WriteFlag.Corked
-    this.#socket.uncork()
+    this.socket.uncork()
   }
 
   #afterWrite (flushed: boolean): Promise<void> {
@@ -428,7 +429,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
   }
 
   startCompression (size: number): MessageDeflation | undefined {
-    const deflate = this.#deflate
+    const deflate = this.deflate
     return deflate !== undefined && this.#is(WriteFlag.CompressWrites) && deflate.shouldCompress(size) ? deflate.startCompress() : undefined
   }
 
