@@ -33,4 +33,10 @@ export type {
   WsconnPluginOptions, RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
   InjectWSOptions, TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
 } from './plugin/index.js'
+import { fastifyWsconn } from './plugin/index.js'
 export { fastifyWsconn as default } from './plugin/index.js'
+
+// The CommonJS shape of fastify-org plugins: `require()` and an ES module's default import get the
+// plugin itself, carrying every export above as a property. Node's ES module loader still finds the
+// named exports in the `exports.X` definitions tsc emits above this line. lib/entry.d.ts declares it.
+module.exports = Object.assign(fastifyWsconn, module.exports)

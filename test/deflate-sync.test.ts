@@ -1,5 +1,5 @@
 import t from 'tap'
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib'
+import { constants, createDeflateRaw, createInflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib'
 import { PerMessageDeflate } from '../lib/deflate/codec.js'
 import { negotiateCompression, resolveCompression } from '../lib/deflate/compression.js'
 import { DEFAULT_SYNC_LIMIT } from '../lib/deflate/options.js'
@@ -23,6 +23,28 @@ function feed (codec: PerMessageDeflate, pieces: Buffer[], text = false): Return
   inflation.end()
   return record
 }
+
+// The sync path drives undocumented internals of node:zlib: .ci/run runs this file on every Node
+// major it supports, and this test fails (instead of the library silently falling back to the
+// threadpool) when a version no longer has them.
+t.test(`the synchronous zlib path is active on Node ${process.version}`, async (t) => {
+  for (const stream of [createDeflateRaw(), createInflateRaw()]) {
+    t.equal(hasSyncEntry(stream), true, `${stream.constructor.name} has the native writeSync and its state array`)
+    const state = (stream as unknown as { _writeState: Uint32Array })._writeState
+    t.equal(state.length, 2, 'the state holds avail_out and avail_in')
+    stream.close()
+  }
+  const context = ZlibContext.inflate(15)
+  t.equal(context.canProcessSync, true, 'the library decided for the sync path')
+  context.close()
+  const { server, client, close } = pair(agreed())
+  const payload = server.compressSync(text(1000, 9))
+  t.not(payload, undefined, 'a small message is compressed before compressSync returns')
+  const record = feed(client, [payload!])
+  t.equal(record.ended, true, 'and inflated before end() returns')
+  t.ok(Buffer.concat(record.chunks).equals(text(1000, 9)))
+  close()
+})
 
 t.test('compressSync output is the permessage-deflate stream stock zlib decodes', async (t) => {
   for (const windowBits of [9, 12, 15]) {
