@@ -18,13 +18,14 @@ import {
   DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT, SimpleBufferPool,
   isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
   DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
-  DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD
+  DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT
 } from './index.js'
 import type {
   DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
   Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
   RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
-  TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
+  TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
+  HandshakeGuardOptions, GuardedServer
 } from './index.js'
 
 /** The fastify-wsconn plugin: the same function as its `default` and `fastifyWsconn` properties. */
@@ -44,13 +45,14 @@ declare namespace fastifyWsconn {
     DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT,
     SimpleBufferPool, isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
     DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
-    DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD
+    DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT
   }
   export type {
     DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
     Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
     RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
-    TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
+    TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
+    HandshakeGuardOptions, GuardedServer
   }
 }
 
