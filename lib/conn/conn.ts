@@ -39,6 +39,14 @@ export interface ConnInit {
   compression?: { params: AgreedParams, options?: PerMessageDeflateOptions }
 }
 
+interface HandshakeAgreement {
+  readonly subprotocol: string
+  readonly extensions: string
+  readonly response: { statusCode: number, headers: IncomingHttpHeaders } | undefined
+}
+
+const NOTHING_AGREED: HandshakeAgreement = Object.freeze({ subprotocol: '', extensions: '', response: undefined })
+
 /** Where a socket keeps its connection, so one set of listener functions serves every socket. */
 const kConn = Symbol('fastify-wsconn.conn')
 type ConnSocket = Duplex & { [kConn]: Conn }
@@ -56,32 +64,46 @@ export function useJsonCodec (conn: Conn, codec: JsonCodec | undefined): void {
  * answered as they arrive even when nobody reads.
  */
 export class Conn implements AsyncIterable<Message> {
-  /** The subprotocol the handshake agreed on, '' for none. */
-  readonly subprotocol: string
-  /** The negotiated Sec-WebSocket-Extensions value, '' for none. */
-  readonly extensions: string
-  /** Client side: the server's 101 response; undefined on the server. */
-  readonly response: { statusCode: number, headers: IncomingHttpHeaders } | undefined
-  /** Whether this is the server end (it expects masked frames and sends unmasked ones). */
-  readonly isServer: boolean
-
   // An idle connection is kept small (servers hold tens of thousands): no closures of its own,
   // queues linked through their items, flags packed, rarely used state made on demand. Each
   // concern owns its state: the read side (read.ts), the write side (write.ts), closing (close.ts).
   readonly #reader: ConnReader
   readonly #writer: ConnWriter
   readonly #closing: ConnClosing
+  /** What the handshake agreed on; one shared object when it agreed on nothing (no subprotocol, no extension, a server). */
+  readonly #agreed: HandshakeAgreement
   #json: JsonCodec | undefined
+
+  /** The subprotocol the handshake agreed on, '' for none. */
+  get subprotocol (): string {
+    return this.#agreed.subprotocol
+  }
+
+  /** The negotiated Sec-WebSocket-Extensions value, '' for none. */
+  get extensions (): string {
+    return this.#agreed.extensions
+  }
+
+  /** Client side: the server's 101 response; undefined on the server. */
+  get response (): { statusCode: number, headers: IncomingHttpHeaders } | undefined {
+    return this.#agreed.response
+  }
+
+  /** Whether this is the server end (it expects masked frames and sends unmasked ones). */
+  get isServer (): boolean {
+    return this.#writer.isServer
+  }
 
   static {
     setJsonCodec = (conn, codec) => { conn.#json = codec }
   }
 
   constructor (socket: Duplex, init: ConnInit) {
-    this.isServer = init.isServer
-    this.subprotocol = init.subprotocol ?? ''
-    this.extensions = init.extensions ?? ''
-    this.response = init.response
+    const subprotocol = init.subprotocol ?? ''
+    const extensions = init.extensions ?? ''
+    this.#agreed = subprotocol === '' && extensions === '' && init.response === undefined
+      ? NOTHING_AGREED
+      : { subprotocol, extensions, response: init.response }
     const options = resolveConnOptions(init.options)
     const deflate = init.compression === undefined
       ? undefined
@@ -163,7 +185,7 @@ export class Conn implements AsyncIterable<Message> {
   /** Sets the largest message the connection accepts; a bigger one closes it with 1009. 0 = none. */
   setReadLimit (limit: number): void {
     if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`websocket: read limit must be an integer >= 0, got ${limit}`)
-    this.#reader.parser.options.readLimit = limit
+    this.#reader.setReadLimit(limit)
   }
 
   // ---- Reading --------------------------------------------------------------------------------
@@ -211,17 +233,17 @@ export class Conn implements AsyncIterable<Message> {
 
   /** Replaces what happens when a close frame arrives; null restores the default (echo the code, then end TCP). */
   setCloseHandler (handler: CloseHandler | null): void {
-    this.#reader.handlers.close = handler ?? undefined
+    this.#reader.settings.close = handler ?? undefined
   }
 
   /** Replaces what happens when a ping arrives; null restores the default (answer with a pong of the same payload). */
   setPingHandler (handler: ControlHandler | null): void {
-    this.#reader.handlers.ping = handler ?? undefined
+    this.#reader.settings.ping = handler ?? undefined
   }
 
   /** Replaces what happens when a pong arrives; null restores the default (nothing). */
   setPongHandler (handler: ControlHandler | null): void {
-    this.#reader.handlers.pong = handler ?? undefined
+    this.#reader.settings.pong = handler ?? undefined
   }
 
   // ---- Writing --------------------------------------------------------------------------------

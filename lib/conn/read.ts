@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { type DataMessageType, TextMessage } from '../protocol/constants.js'
 import { CloseError, ProtocolError, TimeoutError, isCloseError, stackless } from '../protocol/errors.js'
-import { FrameParser, type FrameSink } from '../protocol/parser.js'
+import { FrameParser, type FrameParserOptions, type FrameSink } from '../protocol/parser.js'
 import type { InflateTarget, MessageInflation, PerMessageDeflate } from '../deflate/codec.js'
 import type { ResolvedConnOptions } from '../options.js'
 import { asError } from '../settle.js'
@@ -52,17 +52,21 @@ export interface ReadEvents {
   protocolError (error: ProtocolError): void
 }
 
-/** Control handlers set by the application; made on first use. */
-interface ControlHandlers {
+/** What few connections use (control handlers, a deadline, a streaming reader); made on first use. */
+interface ReadSettings {
   close: CloseHandler | undefined
   ping: ControlHandler | undefined
   pong: ControlHandler | undefined
+  deadline: NodeJS.Timeout | undefined
+  /** The streaming reader of the message being read through nextReader. */
+  streamReader: MessageReader | undefined
 }
 
 const NORMAL_ENDS = [1000, 1001, 1005]
 
 /** The inflation bookkeeping of a connection with permessage-deflate. */
 interface InflateState {
+  readonly deflate: PerMessageDeflate
   /** The inflation of the compressed message whose frames are arriving. */
   current: MessageInflation | undefined
   /** A message whose frames all arrived and that still inflates; the parser holds input behind it. */
@@ -102,7 +106,6 @@ export class ConnReader implements FrameSink, ReaderOwner {
   readonly parser: FrameParser
   readonly #socket: Duplex
   readonly #options: ResolvedConnOptions
-  readonly #deflate: PerMessageDeflate | undefined
   readonly #events: ReadEvents
   #flags = 0
 
@@ -112,29 +115,25 @@ export class ConnReader implements FrameSink, ReaderOwner {
   #current: InboundMessage | undefined
   #readHead: PendingRead | undefined
   #readTail: PendingRead | undefined
-  #streamReader: MessageReader | undefined
   #error: Error | undefined
   /** Bytes of unread messages (compressed ones until inflated): what the read-ahead bounds. */
   #bufferedBytes = 0
 
   /** Made only when permessage-deflate was negotiated. */
   readonly #inflate: InflateState | undefined
-  #handlers: ControlHandlers | undefined
-  #deadline: NodeJS.Timeout | undefined
+  #settings: ReadSettings | undefined
 
   constructor (socket: Duplex, isServer: boolean, options: ResolvedConnOptions, deflate: PerMessageDeflate | undefined, events: ReadEvents) {
     this.#socket = socket
     this.#options = options
-    this.#deflate = deflate
     this.#events = events
-    if (deflate !== undefined) this.#inflate = { current: undefined, ending: undefined, backlog: 0, inputEndError: undefined }
-    this.parser = new FrameParser(this, {
-      isServer,
-      readLimit: options.readLimit,
-      maxFragments: options.maxFragments,
-      allowRsv1: deflate !== undefined,
-      validateUtf8: options.validateUtf8
-    })
+    if (deflate !== undefined) this.#inflate = { deflate, current: undefined, ending: undefined, backlog: 0, inputEndError: undefined }
+    this.parser = new FrameParser(this, parserOptions(options, isServer, deflate !== undefined))
+  }
+
+  /** Changes this connection's read limit (its parser's options become its own). */
+  setReadLimit (limit: number): void {
+    this.parser.options = { ...this.parser.options, readLimit: limit }
   }
 
   /** The permanent read error, once there is one. */
@@ -155,7 +154,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
   /** Queues a read of `kind`; see Conn's readMessage, nextReader and iterator. */
   enqueue<T> (kind: ReadKind, signal: AbortSignal | undefined): Promise<T> {
     // A new read abandons the rest of the message a previous streaming reader left.
-    if (this.#streamReader !== undefined) this.#streamReader.discard()
+    this.#settings?.streamReader?.discard()
     if (signal?.aborted === true) return Promise.reject(signal.reason)
     return new Promise<T>((resolve, reject) => {
       const read: PendingRead = { kind, resolve, reject, signal, onAbort: undefined, next: undefined }
@@ -230,7 +229,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
         this.#shiftInbox()
         // The reader reports what it takes through readerOwner.consumed, buffered pieces included.
         const reader = new MessageReader(message, this)
-        this.#streamReader = reader
+        this.settings.streamReader = reader
         settleValue(read, reader)
         continue
       }
@@ -278,14 +277,15 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   /** A streaming reader is finished with its message. */
   released (reader: MessageReader): void {
-    if (this.#streamReader === reader) this.#streamReader = undefined
+    const settings = this.settings
+    if (settings.streamReader === reader) settings.streamReader = undefined
   }
 
   /** Makes `error` the permanent read error: queued complete messages are still delivered first. */
   fail (error: Error): void {
     if (this.#error !== undefined) return
     this.#error = error
-    if (this.#deadline !== undefined) clearTimeout(this.#deadline)
+    clearTimeout(this.#settings?.deadline)
     const current = this.#current
     if (current !== undefined) {
       // It stays #current: the parser still hands over its remaining frames, which are dropped.
@@ -313,17 +313,16 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   /** Fails reads at `deadline` (epoch ms), or clears the deadline with null. */
   setDeadline (deadline: number | null): void {
-    if (this.#deadline !== undefined) {
-      clearTimeout(this.#deadline)
-      this.#deadline = undefined
-    }
+    const settings = this.settings
+    clearTimeout(settings.deadline)
+    settings.deadline = undefined
     if (deadline === null) return
     const timer = setTimeout(() => {
-      this.#deadline = undefined
+      settings.deadline = undefined
       this.fail(new TimeoutError('read deadline exceeded'))
     }, Math.max(0, deadline - Date.now()))
     timer.unref()
-    this.#deadline = timer
+    settings.deadline = timer
   }
 
   // ---- The parser's sink ------------------------------------------------------------------------
@@ -351,7 +350,8 @@ export class ConnReader implements FrameSink, ReaderOwner {
     this.#current = message
     // Every compressed message is inflated, a discarded one too: its frames still arrive.
     if (compressed) {
-      this.#inflate!.current = this.#deflate!.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
+      const inflate = this.#inflate!
+      inflate.current = inflate.deflate.inflateMessage(this.#inflateInto(message), type === TextMessage && this.#options.validateUtf8)
     }
     if (this.#error !== undefined) {
       message.discarded = true
@@ -395,13 +395,13 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   onPing (data: Buffer): void {
-    const handler = this.#handlers?.ping
+    const handler = this.#settings?.ping
     if (handler === undefined) this.#events.defaultPing(data)
     else this.#runHandler(handler, data)
   }
 
   onPong (data: Buffer): void {
-    const handler = this.#handlers?.pong
+    const handler = this.#settings?.pong
     if (handler !== undefined) this.#runHandler(handler, data)
   }
 
@@ -434,15 +434,15 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   // ---- Control handlers -------------------------------------------------------------------------
 
-  /** The handlers, made on first use. */
-  get handlers (): ControlHandlers {
-    this.#handlers ??= { close: undefined, ping: undefined, pong: undefined }
-    return this.#handlers
+  /** The control handlers and the deadline, made on first use. */
+  get settings (): ReadSettings {
+    this.#settings ??= { close: undefined, ping: undefined, pong: undefined, deadline: undefined, streamReader: undefined }
+    return this.#settings
   }
 
   /** The application's close handler, if it set one. */
   get closeHandler (): CloseHandler | undefined {
-    return this.#handlers?.close
+    return this.#settings?.close
   }
 
   #runHandler (handler: ControlHandler, data: Buffer): void {
@@ -498,7 +498,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
     if (inflate === undefined || !this.#is(ReadFlag.SocketClosed) || this.#is(ReadFlag.InputEnded | ReadFlag.DeflateReleased)) return
     if (inflate.ending === undefined) {
       this.#set(ReadFlag.DeflateReleased, true)
-      this.#deflate!.close()
+      inflate.deflate.close()
     }
   }
 
@@ -527,7 +527,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   #readerWaiting (): boolean {
-    return this.#readHead !== undefined || this.#streamReader !== undefined
+    return this.#readHead !== undefined || this.#settings?.streamReader !== undefined
   }
 
   // ---- The end of input -------------------------------------------------------------------------
@@ -553,7 +553,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
   socketClosed (): void {
     this.#set(ReadFlag.SocketClosed, true)
     this.inputEnded(undefined)
-    if (this.#deadline !== undefined) clearTimeout(this.#deadline)
+    clearTimeout(this.#settings?.deadline)
   }
 
   /** Reports the end of input to readers (1006 when no close frame came) and drops what still inflates. */
@@ -571,11 +571,34 @@ export class ConnReader implements FrameSink, ReaderOwner {
       inflate.backlog = 0
       this.#abandon(ending, this.#error!)
       this.#set(ReadFlag.DeflateReleased, true)
-      this.#deflate!.close()
+      inflate.deflate.close()
       this.#serveReads()
     }
     this.#releaseDeflate()
   }
+}
+
+/**
+ * The parser options of connections made from the same options, role and compression: one shared
+ * object (connections of one Upgrader or Dialer), until a connection changes its read limit.
+ */
+const sharedParserOptions = new WeakMap<ResolvedConnOptions, FrameParserOptions[]>()
+
+function parserOptions (options: ResolvedConnOptions, isServer: boolean, allowRsv1: boolean): FrameParserOptions {
+  let variants = sharedParserOptions.get(options)
+  if (variants === undefined) {
+    variants = []
+    sharedParserOptions.set(options, variants)
+  }
+  const index = (isServer ? 2 : 0) + (allowRsv1 ? 1 : 0)
+  variants[index] ??= {
+    isServer,
+    readLimit: options.readLimit,
+    maxFragments: options.maxFragments,
+    allowRsv1,
+    validateUtf8: options.validateUtf8
+  }
+  return variants[index]
 }
 
 function settleValue (read: PendingRead, value: unknown): void {

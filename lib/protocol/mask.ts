@@ -16,7 +16,8 @@ export const SIMD_MASK_MIN = 256
 let simd = simdMasker
 
 /**
- * XORs `data` in place with the 4-byte masking `key`, starting at mask position `phase` (0-3),
+ * XORs `data` in place with the 4-byte masking `key` (only its first four bytes are read, so a key
+ * may sit at the start of a larger buffer), starting at mask position `phase` (0-3),
  * and returns the phase for the byte after `data`. Masking twice with the same arguments restores data.
  * The result is the same whichever path (WebAssembly SIMD or JavaScript) does the work.
  */

@@ -26,7 +26,7 @@ export interface FrameSink {
   onProtocolError (error: ProtocolError): void
 }
 
-/** Rules the parser enforces; every field may be changed between `push` calls. */
+/** Rules the parser enforces; `options` may be replaced between `push` calls (one object may serve many parsers). */
 export interface FrameParserOptions {
   /** Servers require masked frames, clients reject them. */
   isServer: boolean
@@ -53,14 +53,15 @@ const MAX_SAFE_HIGH_WORD = 0x200000
  * place and handed on as views of the pushed chunks.
  */
 export class FrameParser {
-  readonly options: FrameParserOptions
+  options: FrameParserOptions
   private readonly sink: FrameSink
   private state = State.Header
   private failed = false
 
   /**
    * One small block per parser (a slice of Node's shared pool, so no ArrayBuffer of its own) for the
-   * mask key, a header split across chunks and a control payload; only written bytes are ever read.
+   * mask key (its first four bytes, handed to applyMask as the key), a header split across chunks
+   * and a control payload; only written bytes are ever read.
    */
   private readonly scratch = Buffer.allocUnsafe(4 + 14 + MAX_CONTROL_PAYLOAD)
   private headerScratch: Buffer | undefined
@@ -69,7 +70,6 @@ export class FrameParser {
   private fin = false
   private opcode = 0
   private masked = false
-  private readonly maskKey = this.scratch.subarray(0, 4)
   private maskPhase = 0
   private frameLength = 0
   private remaining = 0
@@ -272,10 +272,11 @@ export class FrameParser {
     this.opcode = b0 & 0x0f
     this.masked = (b1 & 0x80) !== 0
     if (this.masked) {
-      this.maskKey[0] = header[pos]!
-      this.maskKey[1] = header[pos + 1]!
-      this.maskKey[2] = header[pos + 2]!
-      this.maskKey[3] = header[pos + 3]!
+      const key = this.scratch
+      key[0] = header[pos]!
+      key[1] = header[pos + 1]!
+      key[2] = header[pos + 2]!
+      key[3] = header[pos + 3]!
     }
     this.maskPhase = 0
     this.frameLength = length
@@ -324,11 +325,11 @@ export class FrameParser {
       const control = this.controlScratch ??= this.scratch.subarray(18)
       chunk.copy(control, this.controlFilled, offset, end)
       const piece = control.subarray(this.controlFilled, this.controlFilled + take)
-      if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
+      if (this.masked) this.maskPhase = applyMask(piece, this.scratch, this.maskPhase)
       this.controlFilled += take
     } else {
       const piece = offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end)
-      if (this.masked) this.maskPhase = applyMask(piece, this.maskKey, this.maskPhase)
+      if (this.masked) this.maskPhase = applyMask(piece, this.scratch, this.maskPhase)
       const whole = this.wholeMessageFrame && take === this.frameLength
       if (this.checkText) {
         if (!(whole ? isUtf8(piece) : this.utf8.push(piece))) {
