@@ -3,6 +3,7 @@
 // ended before anyone read its compressed messages.
 import t from 'tap'
 import { once } from 'node:events'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { constants, deflateRawSync } from 'node:zlib'
 import { Conn } from '../lib/conn/conn.js'
 import { PerMessageDeflate } from '../lib/deflate/codec.js'
@@ -247,4 +248,22 @@ t.test('a peer that pings and never reads our pongs is pushed back by TCP, and g
   peer.resume()
   await all
   t.equal(pongs, sent, 'every ping was answered once the peer read')
+})
+
+t.test('a Conn made on a half-open socket whose peer already ended sees the end', async (t) => {
+  // Half-open, as an HTTP server's upgraded sockets are: the end leaves our side writable.
+  const listener = createServer({ allowHalfOpen: true }).listen(0, '127.0.0.1')
+  await once(listener, 'listening')
+  t.teardown(() => { listener.close() })
+  const clientSocket = connect((listener.address() as AddressInfo).port, '127.0.0.1')
+  const [serverSocket] = await once(listener, 'connection') as [Socket]
+  clientSocket.end()
+  serverSocket.resume()
+  await once(serverSocket, 'end')
+  serverSocket.pause()
+  const conn = new Conn(serverSocket, { isServer: true })
+  const failure = await conn.readMessage().catch((error: unknown) => error)
+  t.ok(failure instanceof CloseError && failure.code === 1006, 'reads fail with 1006')
+  await conn.closed
+  t.pass('and the connection closes')
 })

@@ -127,7 +127,9 @@ export class Conn implements AsyncIterable<Message> {
     // Once end() was called Node reports the last flush with 'finish', never with 'drain'.
     socket.on('finish', Conn.#onSocketDrain)
     if (init.head !== undefined && init.head.length > 0) this.#reader.parser.push(init.head)
+    // A socket that ended or closed before the Conn listened never reports it again.
     if (socket.destroyed) this.#onClose()
+    else if (socket.readableEnded) Conn.#onSocketEnd.call(socket as ConnSocket)
   }
 
   /** Resolves once the underlying socket has closed, however that happened. Never rejects. */
