@@ -267,3 +267,18 @@ t.test('a Conn made on a half-open socket whose peer already ended sees the end'
   await conn.closed
   t.pass('and the connection closes')
 })
+
+t.test('a streaming reader in the middle of a compressed message when TCP ends gets it whole, and the message after it', async (t) => {
+  const { serverSocket, clientSocket, listener } = await socketPair()
+  t.teardown(() => { listener.close() })
+  const conn = new Conn(serverSocket, { isServer: true, compression: { params: AGREED } })
+  const reading = conn.nextReader()
+  clientSocket.end(bigCompressedMessages(2))
+  const reader = await reading
+  let streamed = 0
+  for await (const piece of reader) streamed += piece.length
+  t.equal(streamed, MiB, 'the streamed message arrived whole')
+  t.equal((await conn.readMessage()).data[0], 98, 'then the message after it')
+  const failure = await conn.readMessage().catch((error: unknown) => error)
+  t.ok(failure instanceof CloseError && failure.code === 1006, 'then 1006')
+})
