@@ -3,9 +3,9 @@
 // example in its own process by an independent byte-level client. Every case is strict: the exact
 // close code, sent as early as the RFC allows, and nothing after it.
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { WireClient, clientFrame, type FrameSpec } from './helpers/wire-client.js'
+import { startEchoExample } from './helpers/echo-example.js'
 
 const TEXT = 1
 const BINARY = 2
@@ -17,14 +17,7 @@ let child: ChildProcess
 let port = 0
 
 t.before(async () => {
-  child = spawn(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const [line] = await once(child.stdout!, 'data') as [Buffer]
-  const match = /:(\d+)\/echo/.exec(line.toString())
-  if (match === null) throw new Error(`echo example printed ${line.toString()}`)
-  port = Number(match[1])
+  ({ child, port } = await startEchoExample())
 })
 
 t.teardown(() => { child.kill() })

@@ -3,10 +3,11 @@
 // 50 clients pushing 64 KiB messages leave the server far below +256 MiB; a message larger than
 // the read-ahead still arrives whole.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { WireClient, clientFrame } from './helpers/wire-client.js'
+import { startEchoExample } from './helpers/echo-example.js'
 
 const MiB = 1024 * 1024
 const CLIENTS = 50
@@ -17,14 +18,7 @@ let child: ChildProcess
 let port = 0
 
 t.before(async () => {
-  child = spawn(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const [line] = await once(child.stdout!, 'data') as [Buffer]
-  const match = /:(\d+)\/echo/.exec(line.toString())
-  if (match === null) throw new Error(`echo example printed ${line.toString()}`)
-  port = Number(match[1])
+  ({ child, port } = await startEchoExample())
 })
 
 t.teardown(() => { child.kill() })

@@ -1,7 +1,6 @@
 // Stalled handshakes (slowloris) against the plugin's `headersTimeout` and both examples: stalled
 // connections are closed while normal clients keep being served.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Agent, request } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -9,6 +8,7 @@ import WebSocket from 'ws'
 import { buildChatApp } from '../examples/chat.js'
 import { fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { listen } from './helpers/plugin.js'
+import { startEchoExample } from './helpers/echo-example.js'
 import { allClosed, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
 import { unrefTimerWatch } from './helpers/timers.js'
 
@@ -125,13 +125,8 @@ t.test('the chat example is guarded by the plugin default', async (t) => {
 })
 
 t.test('the echo example closes stalled connections and keeps serving', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], {
-    env: { ...process.env, PORT: '0', HEADERS_TIMEOUT: '200' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
+  const { child, port } = await startEchoExample({ HEADERS_TIMEOUT: '200' })
   t.teardown(() => { child.kill() })
-  const [line] = await once(child.stdout!, 'data') as [Buffer]
-  const port = Number(/:(\d+)\/echo/.exec(line.toString())?.[1])
   const ws = await openEcho(`ws://127.0.0.1:${port}/echo`)
   const stalled = await stalledClients(port, 20, HALF_UPGRADE.replace('/ws', '/echo'))
   t.ok(await allClosed(stalled), 'every stalled connection was closed by the server')
