@@ -221,7 +221,13 @@ t.test('bad plugin options fail registration with an error naming the option', a
     [{ checkOrigin: ['data:text/plain,x'] }, /checkOrigin has an invalid origin "data:text\/plain,x"/],
     [{ readLimit: -5 }, /readLimit must be an integer/],
     [{ subprotocols: ['bad token'] }, /subprotocols must be an array of tokens/],
-    [{ pingIntervall: 5 } as never, /unknown plugin option "pingIntervall"/]
+    [{ pingIntervall: 5 } as never, /unknown plugin option "pingIntervall"$/],
+    // @fastify/websocket's names get a hint naming ours.
+    [{ options: { maxPayload: 1024 } } as never, /unknown plugin option "options" \(.*readLimit for maxPayload/],
+    [{ maxPayload: 1024 } as never, /unknown plugin option "maxPayload" \(the largest message is readLimit here\)/],
+    [{ perMessageDeflate: true } as never, /"perMessageDeflate" \(permessage-deflate is the compression option here\)/],
+    [{ verifyClient: () => true } as never, /"verifyClient" \(use checkOrigin/],
+    [{ handleProtocols: () => 'chat' } as never, /"handleProtocols" \(use subprotocols/]
   ]
   for (const [options, expected] of cases) {
     const app = Fastify()

@@ -223,8 +223,11 @@ const PROTOCOL_CODES: Record<string, [number, string]> = {
   ERR_WS_INVALID_COMPRESSED_DATA: [1007, 'ProtocolError']
 }
 
-/** The codes of the other errors and their classes (the plugin's FST_WS_* codes belong here too once the README lists them). */
+/** The codes of the other errors and their classes, the plugin's HTTP refusals included. */
 const OTHER_CODES: Record<string, string> = {
+  FST_WS_UPGRADE_REQUIRED: 'FastifyError',
+  FST_WS_NOT_WEBSOCKET_ROUTE: 'FastifyError',
+  FST_WS_ROUTE_DECLARED_TOO_EARLY: 'FastifyError',
   ERR_WS_TIMEOUT: 'TimeoutError',
   ERR_WS_CLOSE_SENT: 'CloseSentError',
   ERR_WS_WRITE_CLOSED: 'WriteClosedError',

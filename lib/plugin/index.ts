@@ -1,11 +1,12 @@
 import { subscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import { FST_WS_ROUTE_DECLARED_TOO_EARLY } from './errors.js'
 import { injectWS, type InjectWSOptions } from './inject.js'
 import { guardHandshakes } from '../handshake-guard.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
 import { ConnectionRegistry } from './registry.js'
-import { createRouteHook, httpError, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
+import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
 import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
 import './types.js'
 
@@ -13,7 +14,7 @@ export type {
   InvalidMessagePolicy, OriginPolicy, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
 } from './options.js'
 export { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT } from './options.js'
-export { MessageValidationError } from './messages.js'
+export { MessageValidationError } from './errors.js'
 export type { InjectWSOptions } from './inject.js'
 export type { TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage } from './types.js'
 
@@ -54,14 +55,12 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
       done()
       return
     }
-    const message = `route ${request.method} ${String(request.routeOptions.url)} was declared before fastify-wsconn ` +
-      'was loaded, so it cannot accept WebSocket connections: declare websocket routes after ' +
-      '`await app.register(fastifyWsconn)`, or inside a plugin registered after it'
+    const error = new FST_WS_ROUTE_DECLARED_TOO_EARLY(request.method, String(request.routeOptions.url))
     if (!warned.has(config)) {
       warned.add(config)
-      request.log.warn(`websocket: ${message}`)
+      request.log.warn(`websocket: ${error.message}`)
     }
-    reply.send(httpError(500, 'FST_WS_ROUTE_DECLARED_TOO_EARLY', message))
+    reply.send(error)
   })
 
   const onUpgrade = createUpgradeListener(fastify, registry)

@@ -1,31 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { useJsonCodec, type Conn, type JsonCodec as ConnJsonCodec } from '../conn/conn.js'
+import { MessageValidationError } from './errors.js'
 import type { InvalidMessagePolicy } from './options.js'
-
-/**
- * A received message that is not JSON or fails the route's `schema.incoming`. With the default
- * `onInvalidMessage: 'close'` the connection is already closing with `closeCode` (1007) when
- * `readJSON()` rejects with it; with `'reject'` the connection is untouched.
- */
-export class MessageValidationError extends Error {
-  override readonly name = 'MessageValidationError'
-  /** A stable machine-readable error code. */
-  readonly code = 'ERR_WS_INVALID_MESSAGE'
-  /** The close code used for this failure: 1007 (invalid payload data). */
-  readonly closeCode = 1007
-  /** What the validator reported (Ajv's error objects, or a custom compiler's error), when it reported something. */
-  readonly validation: unknown
-
-  constructor (message: string, validation?: unknown, options?: ErrorOptions) {
-    super(`websocket: ${message}`, options)
-    this.validation = validation
-  }
-
-  /** The close reason sent to the peer: the message without the library prefix. */
-  get reason (): string {
-    return this.message.slice('websocket: '.length)
-  }
-}
 
 /** A validator as Fastify's compilers build it (Ajv's, or a custom compiler's `{ value, error }` form). */
 type Validator = ((data: unknown) => unknown) & { errors?: unknown }

@@ -187,10 +187,21 @@ function normalizeOrigin (origin: string): string | undefined {
   return url.origin === 'null' ? undefined : url.origin
 }
 
+/** What @fastify/websocket's (and ws's) option names are called here, for the error a migrating user gets. */
+const MIGRATION_HINTS: Record<string, string> = {
+  options: "@fastify/websocket's ws options have their own names here: readLimit for maxPayload, compression for " +
+    'perMessageDeflate, checkOrigin (or an onRequest hook) for verifyClient, subprotocols or selectSubprotocol for handleProtocols',
+  maxPayload: 'the largest message is readLimit here',
+  perMessageDeflate: 'permessage-deflate is the compression option here',
+  verifyClient: 'use checkOrigin, or an onRequest or preHandler hook (its reply is the HTTP answer)',
+  handleProtocols: 'use subprotocols, or selectSubprotocol to choose one yourself'
+}
+
 function checkKnownKeys (options: object, kind: string, alsoAllowed: (name: string) => boolean): void {
   for (const name of Object.keys(options)) {
     if (!ROUTE_OPTION_NAMES.has(name) && !alsoAllowed(name)) {
-      throw new TypeError(`websocket: unknown ${kind} ${JSON.stringify(name)}`)
+      const hint = Object.hasOwn(MIGRATION_HINTS, name) ? ` (${MIGRATION_HINTS[name]!})` : ''
+      throw new TypeError(`websocket: unknown ${kind} ${JSON.stringify(name)}${hint}`)
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { FST_WS_NOT_WEBSOCKET_ROUTE, FST_WS_UPGRADE_REQUIRED } from './errors.js'
 import { resolveRouteSettings, type RouteWebsocketOptions } from './options.js'
 import type { ConnectionRegistry } from './registry.js'
 import { acceptUpgrade, type AnyWebsocketHandler, type WebsocketRoute } from './session.js'
@@ -43,14 +44,9 @@ export function isMarkedWebsocketOnly (config: object | undefined): boolean {
 }
 
 /** An HTTP error with the status and headers Fastify's error handling uses. */
-export function httpError (statusCode: number, code: string, message: string, headers?: Record<string, string>): Error {
-  return Object.assign(new Error(message), { statusCode, code, headers })
-}
-
 /** The HTTP handler of a websocket-only route: a plain request gets 426 with `Upgrade: websocket`. */
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
-  reply.send(httpError(426, 'FST_WS_UPGRADE_REQUIRED', 'This route only accepts WebSocket connections',
-    { upgrade: 'websocket', connection: 'Upgrade' }))
+  reply.send(Object.assign(new FST_WS_UPGRADE_REQUIRED(), { headers: { upgrade: 'websocket', connection: 'Upgrade' } }))
 }
 
 /**
@@ -103,7 +99,7 @@ export function createRouteHook (defaults: RouteWebsocketOptions, registry: Conn
       if (websocketRoute === null) {
         // 400 rather than 426: the client did ask for a WebSocket, and no upgrade exists that this
         // URL would accept (426 would have to name a protocol to switch to).
-        reply.send(httpError(400, 'FST_WS_NOT_WEBSOCKET_ROUTE', 'This route does not accept WebSocket connections'))
+        reply.send(new FST_WS_NOT_WEBSOCKET_ROUTE())
         return
       }
       acceptUpgrade(this, request, reply, upgrade, websocketRoute, registry)
