@@ -14,7 +14,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import WebSocket from 'ws'
 import { DEFAULT_HEADERS_TIMEOUT, guardHandshakes } from '../lib/handshake-guard.js'
 import { Upgrader } from '../lib/upgrader.js'
-import { allClosed, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
+import { allClosed, echo, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
 import { selfSignedCert } from './helpers/tls.js'
 import { unrefTimerWatch } from './helpers/timers.js'
 
@@ -49,20 +49,6 @@ async function echoOnce (url: string, options: WebSocket.ClientOptions = {}): Pr
   const ws = new WebSocket(url, options)
   await once(ws, 'open')
   return { ws, echoed: await echo(ws, 'echo me') }
-}
-
-/** Sends `text` and resolves with the reply, or with a note when the connection closed instead. */
-function echo (ws: WebSocket, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    if (ws.readyState !== WebSocket.OPEN) {
-      resolve('closed before the echo')
-      return
-    }
-    const onClose = (): void => { resolve('closed before the echo') }
-    ws.once('close', onClose)
-    ws.once('message', (data: Buffer) => { ws.off('close', onClose); resolve(data.toString()) })
-    ws.send(text)
-  })
 }
 
 /** Makes a GET with `agent` and resolves with the body and whether the agent reused a socket. */

@@ -9,7 +9,7 @@ import { buildChatApp } from '../examples/chat.js'
 import { fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { listen } from './helpers/plugin.js'
 import { startEchoExample } from './helpers/echo-example.js'
-import { allClosed, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
+import { allClosed, echo, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
 import { unrefTimerWatch } from './helpers/timers.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
@@ -25,20 +25,6 @@ async function build (t: Teardown, options: WsconnPluginOptions): Promise<{ app:
   })
   app.get('/', async () => 'plain')
   return { app, port: await listen(app) }
-}
-
-/** Sends `text` and resolves with the reply, or with a note when the connection closed instead. */
-function echo (ws: WebSocket, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    if (ws.readyState !== WebSocket.OPEN) {
-      resolve('closed before the echo')
-      return
-    }
-    const onClose = (): void => { resolve('closed before the echo') }
-    ws.once('close', onClose)
-    ws.once('message', (data: Buffer) => { ws.off('close', onClose); resolve(data.toString()) })
-    ws.send(text)
-  })
 }
 
 async function openEcho (url: string): Promise<WebSocket> {

@@ -1,9 +1,11 @@
 // Crowds of raw TCP clients that misbehave around the opening handshake (half a request and a
-// stall, or a whole request and an immediate FIN), and a watch on the sockets a server holds.
+// stall, or a whole request and an immediate FIN), a watch on the sockets a server holds, and an
+// echo round trip through a ws client.
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import type { Server } from 'node:http'
+import WebSocket from 'ws'
 
 /** The request head of a valid WebSocket upgrade for `path` (a fresh key each call). */
 export function upgradeRequest (port: number, path: string): string {
@@ -59,4 +61,18 @@ export async function eventually (condition: () => boolean, limitMs = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   return true
+}
+
+/** Sends `text` and resolves with the reply, or with a note when the connection closed instead. */
+export function echo (ws: WebSocket, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    if (ws.readyState !== WebSocket.OPEN) {
+      resolve('closed before the echo')
+      return
+    }
+    const onClose = (): void => { resolve('closed before the echo') }
+    ws.once('close', onClose)
+    ws.once('message', (data: Buffer) => { ws.off('close', onClose); resolve(data.toString()) })
+    ws.send(text)
+  })
 }
