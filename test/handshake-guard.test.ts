@@ -4,8 +4,8 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
-import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https'
+import { Agent, createServer, type IncomingMessage, type Server } from 'node:http'
+import { Agent as HttpsAgent, createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import WebSocket from 'ws'
 import { DEFAULT_HEADERS_TIMEOUT, guardHandshakes } from '../lib/handshake-guard.js'
 import { Upgrader } from '../lib/upgrader.js'
-import { allClosed, echo, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
+import { allClosed, echo, eventually, get, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
 import { selfSignedCert } from './helpers/tls.js'
 import { unrefTimerWatch } from './helpers/timers.js'
 
@@ -49,21 +49,6 @@ async function echoOnce (url: string, options: WebSocket.ClientOptions = {}): Pr
   const ws = new WebSocket(url, options)
   await once(ws, 'open')
   return { ws, echoed: await echo(ws, 'echo me') }
-}
-
-/** Makes a GET with `agent` and resolves with the body and whether the agent reused a socket. */
-function get (url: string, agent: Agent): Promise<{ body: string, reused: boolean }> {
-  const send = url.startsWith('https:') ? httpsRequest : httpRequest
-  return new Promise((resolve, reject) => {
-    const req = send(url, { agent, rejectUnauthorized: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ body, reused: req.reusedSocket }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 /** Raw TCP connections that never start their TLS handshake. */

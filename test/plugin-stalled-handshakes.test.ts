@@ -2,14 +2,14 @@
 // connections are closed while normal clients keep being served.
 import t from 'tap'
 import { once } from 'node:events'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import { buildChatApp } from '../examples/chat.js'
 import { fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
 import { listen } from './helpers/plugin.js'
 import { startEchoExample } from './helpers/echo-example.js'
-import { allClosed, echo, eventually, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
+import { allClosed, echo, eventually, get, stalledClients, trackServerSockets } from './helpers/raw-clients.js'
 import { unrefTimerWatch } from './helpers/timers.js'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
@@ -31,19 +31,6 @@ async function openEcho (url: string): Promise<WebSocket> {
   const ws = new WebSocket(url)
   await once(ws, 'open')
   return ws
-}
-
-function get (url: string, agent: Agent): Promise<{ body: string, reused: boolean }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ body, reused: req.reusedSocket }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 t.test('headersTimeout: stalled connections are destroyed; upgrades and keep-alive clients are served', async (t) => {

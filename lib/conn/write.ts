@@ -200,13 +200,12 @@ export class ConnWriter implements TickCorked, WriterOwner {
     else send()
   }
 
-  /** Sends a close frame at once, ahead of queued writes (failing the connection); false when none could be sent. */
-  sendCloseNow (payload: Buffer): boolean {
+  /** Sends a close frame at once, ahead of queued writes (failing the connection), unless one is out or writing failed. */
+  sendCloseNow (payload: Buffer): void {
     this.#set(WriteFlag.Closing, true)
-    if (this.#is(WriteFlag.CloseSent) || this.#error !== undefined) return false
+    if (this.#is(WriteFlag.CloseSent) || this.#error !== undefined) return
     this.#set(WriteFlag.CloseSent, true)
     this.#writeFrame(CloseMessage, payload)
-    return true
   }
 
   /** Turns compression of later messages on or off. */

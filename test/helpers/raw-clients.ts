@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
-import type { Server } from 'node:http'
+import { request as httpRequest, type Agent, type Server } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import WebSocket from 'ws'
 
 /** The request head of a valid WebSocket upgrade for `path` (a fresh key each call). */
@@ -74,5 +75,20 @@ export function echo (ws: WebSocket, text: string): Promise<string> {
     ws.once('close', onClose)
     ws.once('message', (data: Buffer) => { ws.off('close', onClose); resolve(data.toString()) })
     ws.send(text)
+  })
+}
+
+/** Makes a GET with `agent` (HTTP or HTTPS, any certificate) and resolves with the body and whether the agent reused a socket. */
+export function get (url: string, agent: Agent): Promise<{ body: string, reused: boolean }> {
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest
+  return new Promise((resolve, reject) => {
+    const req = send(url, { agent, rejectUnauthorized: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { body += chunk })
+      res.on('end', () => resolve({ body, reused: req.reusedSocket }))
+    })
+    req.on('error', reject)
+    req.end()
   })
 }
