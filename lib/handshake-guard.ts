@@ -2,7 +2,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Server as TlsServer } from 'node:tls'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
 
 /** Default of `HandshakeGuardOptions.headersTimeout`, in milliseconds. */
 export const DEFAULT_HEADERS_TIMEOUT = 10_000
@@ -181,6 +181,9 @@ class HandshakeGuard {
       const raw = this.#handshaking.get(addresses)
       if (raw !== undefined) this.#forget(raw)
     }
+    // An HTTP/2 connection (ALPN h2, on an HTTP/2 server) carries its requests as streams whose
+    // requests hold no socket this guard could find; the HTTP/2 server bounds its sessions itself.
+    if ((socket as TLSSocket).alpnProtocol === 'h2') return
     this.#track(socket)
   }
 

@@ -95,13 +95,13 @@ export function parseSubprotocols (headerValue: HeaderValue): string[] {
  * brackets in their short form) and ports with defaults filled in (http and ws 80, https and wss
  * 443), so `Origin: http://localhost` matches `Host: localhost:80` as well as `Host: localhost`.
  * Like gorilla's rule the scheme itself is not compared: an Origin and a Host with the same
- * explicit port match whatever the scheme.
+ * explicit port match whatever the scheme. Over HTTP/2 `:authority` plays the part of Host.
  */
 export function checkSameOrigin (req: { headers: IncomingHttpHeaders }): boolean {
   const origin = req.headers.origin
   if (origin === undefined) return true
   const from = parseOrigin(origin)
-  const to = parseHostHeader(req.headers.host)
+  const to = parseHostHeader(requestHost(req.headers))
   if (from === undefined || to === undefined || from.hostname !== to.hostname) return false
   // A Host without a port means the default port of the scheme the client connected with, which
   // the server cannot tell for sure (TLS often ends at a proxy that forwards wss as plain HTTP
@@ -124,7 +124,13 @@ export function originRefusalReason (headers: IncomingHttpHeaders, usedDefault: 
     ? '(none)'
     : JSON.stringify(value.length > QUOTED_HEADER_MAX ? `${value.slice(0, QUOTED_HEADER_MAX)}...` : value)
   const policy = usedDefault ? 'checkOrigin (the default allows only the same origin)' : 'checkOrigin'
-  return `request origin not allowed by ${policy}: Origin ${quote(headers.origin)}, Host ${quote(headers.host)}`
+  return `request origin not allowed by ${policy}: Origin ${quote(headers.origin)}, Host ${quote(requestHost(headers))}`
+}
+
+/** The host a request was sent to: HTTP/2's `:authority` (RFC 9113 §8.3.1), else the Host header. */
+export function requestHost (headers: IncomingHttpHeaders): string | undefined {
+  const authority = headers[':authority']
+  return typeof authority === 'string' ? authority : headers.host
 }
 
 /** Ports of the schemes an Origin may have for checkSameOrigin. */

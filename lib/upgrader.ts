@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn/conn.js'
 import {
@@ -8,6 +9,7 @@ import {
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { negotiateCompression, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
+import { http2Headers, refuseStream } from './http2/respond.js'
 
 /** Default of `UpgraderOptions.handshakeTimeout`, in milliseconds. */
 export const DEFAULT_UPGRADE_TIMEOUT = 10_000
@@ -70,6 +72,7 @@ const RESERVED_RESPONSE_HEADERS = new Set([
   'content-length', 'transfer-encoding'
 ])
 const MAX_TIMER_MS = 2 ** 31 - 1
+const EMPTY = Buffer.alloc(0)
 
 /** Thrown inside an upgrade to refuse it with an HTTP status. */
 class Refusal {
@@ -243,6 +246,57 @@ export class Upgrader {
     }
   }
 
+  /**
+   * Answers a WebSocket over HTTP/2 (RFC 8441): `req` is the extended CONNECT (`:protocol
+   * websocket`) of a server whose settings enable it (`enableConnectProtocol`). The checks are
+   * `upgrade`'s but for Sec-WebSocket-Key, which HTTP/2 does without; `:authority` plays the part
+   * of Host for the origin check. Resolves to a server Conn over `req.stream` once the 200 is
+   * sent; otherwise the refusal is the stream's response and the promise rejects with a
+   * HandshakeError as `upgrade`'s does. Only the stream is ever ended or reset, never its session.
+   * `onError` applies to HTTP/1.1 only.
+   */
+  async upgradeStream (req: Http2ServerRequest, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
+    const stream = req.stream
+    if (stream.destroyed || stream.closed) throw new HandshakeError('stream already closed', 0)
+    if (stream.readableEnded) {
+      stream.destroy()
+      throw new HandshakeError('the client ended its stream before the handshake', 0)
+    }
+    const attempt = new UpgradeAttempt(stream, this.#handshakeTimeout, this.#maxEarlyBytes)
+    try {
+      if (req.headers[':protocol'] !== 'websocket') {
+        throw new Refusal(400, "the request is not an extended CONNECT for a WebSocket (':protocol' must be 'websocket')")
+      }
+      const subprotocol = await this.#agree(req as unknown as IncomingMessage, attempt, responseHeaders)
+      const negotiated = negotiateCompression(req.headers, this.#compression)
+      const extensions = negotiated?.response ?? ''
+      const agreed: Record<string, string> = {}
+      if (subprotocol !== '') agreed['sec-websocket-protocol'] = subprotocol
+      if (extensions !== '') agreed['sec-websocket-extensions'] = extensions
+      try {
+        stream.respond(http2Headers(200, this.#extraHeaders as Record<string, string>, responseHeaders, agreed))
+      } catch (err) {
+        // HTTP/2 forbids some headers HTTP/1.1 allows (Keep-Alive, say): a server bug.
+        throw new Refusal(500, `the 200 response could not be sent: ${(err as Error).message}`, {}, err)
+      }
+      attempt.release()
+      return new Conn(stream, {
+        isServer: true, head: attempt.head(EMPTY), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression
+      })
+    } catch (err) {
+      if (attempt.failure !== undefined) throw attempt.failure
+      attempt.release()
+      // Only the checks throw here, each a Refusal or the attempt's failure (handled above).
+      /* c8 ignore next */
+      const refusal = err instanceof Refusal ? err : new Refusal(500, 'upgrade failed', {}, err)
+      stream.on('error', ignore)
+      refuseStream(stream, refusal.status, refusal.headers, `websocket: ${refusal.reason}\n`)
+      const error = new HandshakeError(refusal.reason, refusal.status, { ...refusal.headers })
+      if (refusal.cause !== undefined) error.cause = refusal.cause
+      throw error
+    }
+  }
+
   /** Runs every check in order and returns the chosen subprotocol ('' for none). */
   async #negotiate (req: IncomingMessage, attempt: UpgradeAttempt, responseHeaders: Record<string, string | string[]>): Promise<string> {
     const h = req.headers
@@ -261,7 +315,15 @@ export class Upgrader {
     if (!isValidChallengeKey(h['sec-websocket-key'])) {
       throw new Refusal(400, "'Sec-WebSocket-Key' header must be base64 of 16 bytes")
     }
-    const version = h['sec-websocket-version']
+    return await this.#agree(req, attempt, responseHeaders)
+  }
+
+  /**
+   * The checks an HTTP/1.1 upgrade and an HTTP/2 extended CONNECT share, in order: the version,
+   * the application's headers, the origin, the subprotocol (returned, '' for none).
+   */
+  async #agree (req: IncomingMessage, attempt: UpgradeAttempt, responseHeaders: Record<string, string | string[]>): Promise<string> {
+    const version = req.headers['sec-websocket-version']
     if (typeof version !== 'string' || version.trim() !== '13') {
       throw new Refusal(426, 'unsupported version: 13 is the only one supported', { 'Sec-WebSocket-Version': '13' })
     }

@@ -8,6 +8,7 @@ import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOpt
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
 import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
+import { isCleartextHttp2, serveHttp2 } from './http2-routing.js'
 import './types.js'
 
 export type {
@@ -26,9 +27,6 @@ subscribe('fastify.initialization', function onFastifyCreated (message) {
 })
 
 async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): Promise<void> {
-  if (fastify.initialConfig.http2 === true) {
-    throw new Error('fastify-wsconn: HTTP/2 servers are not supported yet (WebSocket over HTTP/2, RFC 8441, is not implemented); use an HTTP/1.1 server, with https for wss://')
-  }
   validatePluginOptions(options)
   const gracePeriod = options.closeGracePeriod ?? DEFAULT_CLOSE_GRACE_PERIOD
   const registry = new ConnectionRegistry()
@@ -65,17 +63,22 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
 
   const onUpgrade = createUpgradeListener(fastify, registry)
   fastify.server.on('upgrade', onUpgrade)
-  // Slowloris: nothing else bounds a connection that stalls before its upgrade request is complete.
-  const stopGuard = guardHandshakes(fastify.server, { headersTimeout: options.headersTimeout })
+  // Slowloris: nothing else bounds a connection that stalls before its upgrade request is complete
+  // (a cleartext HTTP/2 server takes no HTTP/1.1 connection to guard).
+  const stopGuard = isCleartextHttp2(fastify.server) ? noop : guardHandshakes(fastify.server, { headersTimeout: options.headersTimeout })
+  const stopHttp2 = fastify.initialConfig.http2 === true ? serveHttp2(fastify, registry) : noop
   fastify.addHook('preClose', async function () {
     await registry.shutdown(gracePeriod)
   })
   fastify.addHook('onClose', function (_instance, done) {
     fastify.server.off('upgrade', onUpgrade)
     stopGuard()
+    stopHttp2()
     done()
   })
 }
+
+function noop (): void {}
 
 /**
  * The fastify-wsconn plugin: websocket routes (`websocket: true | {...}`, `wsHandler`) whose

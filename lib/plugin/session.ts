@@ -7,7 +7,7 @@ import { MessageValidationError } from './errors.js'
 import { compileCodec, installJsonCodec, type JsonCodec, type MessageSchemas } from './messages.js'
 import type { RouteSettings } from './options.js'
 import { SHUTDOWN_REASON, type ConnectionRegistry } from './registry.js'
-import { refuseUnavailable, type PendingUpgrade } from './upgrade-routing.js'
+import type { PendingUpgrade } from './upgrade-routing.js'
 
 /** A websocket handler as the plugin calls it: `this` is the route's Fastify instance. */
 export type AnyWebsocketHandler = (this: FastifyInstance, conn: Conn, request: FastifyRequest) => unknown
@@ -32,7 +32,7 @@ export function acceptUpgrade (
   reply.hijack()
   upgrade.claim()
   if (registry.shuttingDown) {
-    refuseUnavailable(upgrade.socket)
+    upgrade.refuseUnavailable()
     return
   }
   runSession(instance, request, upgrade, route, registry, codec)
@@ -45,7 +45,7 @@ async function runSession (
 ): Promise<void> {
   let conn: Conn
   try {
-    conn = await route.settings.upgrader.upgrade(request.raw, upgrade.socket, upgrade.head)
+    conn = await upgrade.handshake(route.settings.upgrader)
   } catch (err) {
     logRefusal(request, err as HandshakeError)
     return

@@ -2,18 +2,25 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import type { Conn } from '../conn/conn.js'
 import { isGuardListener } from '../handshake-guard.js'
 import { endSocketSoon, isWebSocketUpgrade, writeHttpResponse } from '../handshake.js'
+import type { Upgrader } from '../upgrader.js'
 
-/** A WebSocket upgrade request on its way through Fastify's router, before the handshake. */
+/**
+ * A WebSocket request on its way through Fastify's router, before the handshake: an HTTP/1.1
+ * upgrade, or an HTTP/2 extended CONNECT (lib/plugin/http2-routing.ts).
+ */
 export interface PendingUpgrade {
-  socket: Duplex
-  head: Buffer
   /**
-   * Takes the socket away from the stand-in response Fastify writes HTTP answers to, so the
-   * handshake can write on it. Call it only after `reply.hijack()`.
+   * Takes the socket or stream away from the response Fastify writes HTTP answers to, so the
+   * handshake can answer on it. Call it only after `reply.hijack()`.
    */
   claim: () => void
+  /** Runs the opening handshake with the route's Upgrader; rejects as `Upgrader.upgrade` does. */
+  handshake: (upgrader: Upgrader) => Promise<Conn>
+  /** Answers 503 (the server is closing) and closes the socket or stream. */
+  refuseUnavailable: () => void
 }
 
 const kPendingUpgrade = Symbol('fastify-wsconn.pendingUpgrade')
@@ -21,15 +28,20 @@ const kPendingUpgrade = Symbol('fastify-wsconn.pendingUpgrade')
 type UpgradeCarrier = IncomingMessage & { [kPendingUpgrade]?: PendingUpgrade }
 
 /** The pending upgrade carried by a raw request, or undefined for an ordinary HTTP request. */
-export function getPendingUpgrade (raw: IncomingMessage): PendingUpgrade | undefined {
+export function getPendingUpgrade (raw: object): PendingUpgrade | undefined {
   return (raw as UpgradeCarrier)[kPendingUpgrade]
 }
 
-/** Body Fastify itself sends with a 503 while closing, reused so both paths answer alike. */
-const SERVICE_UNAVAILABLE_BODY = '{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
+/** Marks a raw request as a WebSocket request for the route handler and `request.ws`. */
+export function setPendingUpgrade (raw: object, upgrade: PendingUpgrade): void {
+  (raw as UpgradeCarrier)[kPendingUpgrade] = upgrade
+}
+
+/** Body Fastify itself sends with a 503 while closing, reused so every path answers alike. */
+export const SERVICE_UNAVAILABLE_BODY = '{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
 
 /** Answers an upgrade with 503 on its raw socket and closes it. */
-export function refuseUnavailable (socket: Duplex): void {
+function refuseUnavailable (socket: Duplex): void {
   writeHttpResponse(socket, 503, { 'Content-Type': 'application/json; charset=utf-8' }, SERVICE_UNAVAILABLE_BODY)
 }
 
@@ -81,16 +93,16 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
         socket.destroy()
       }
       socket.on('end', onSocketEnd)
-      ;(req as UpgradeCarrier)[kPendingUpgrade] = {
-        socket,
-        head,
+      setPendingUpgrade(req, {
         claim () {
           socket.off('error', onSocketError)
           socket.off('end', onSocketEnd)
           response.off('finish', onFinish)
           response.detachSocket(socket as Socket)
-        }
-      }
+        },
+        handshake: async (upgrader) => await upgrader.upgrade(req, socket, head),
+        refuseUnavailable () { refuseUnavailable(socket) }
+      })
     }
     try {
       response.assignSocket(socket as Socket)
