@@ -2,6 +2,8 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyWsconn } from '../lib/plugin/index.js'
+import { once } from 'node:events'
+import { constants, inflateRawSync } from 'node:zlib'
 import { parseClose } from './helpers/raw.js'
 import { connectH2, connectHeaders, openStream } from './helpers/h2-client.js'
 
@@ -46,4 +48,101 @@ t.test('h2c: the server enables extended CONNECT; WebSockets multiplexed on one 
   again.sendText('still here')
   t.equal((await again.reader.nextMessage()).data.toString(), 'still here')
   again.stream.close()
+})
+
+t.test('h2c: refusals are the stream\'s :status, and the session goes on after each', async (t) => {
+  const app = Fastify({ http2: true })
+  t.teardown(() => app.close())
+  await app.register(fastifyWsconn)
+  app.get('/ws', { websocket: true }, async (conn) => { await conn.close() })
+  app.get('/guarded', {
+    websocket: true,
+    onRequest: async (request, reply) => {
+      if (request.headers.authorization !== 'Bearer ok') await reply.code(401).send({ error: 'no token' })
+    }
+  }, async (conn, request) => { await conn.writeMessage(1, `method ${request.method}`); await conn.close() })
+  app.get('/plain', async () => ({ plain: true }))
+  app.get<{ Params: { id: number }, Querystring: { n: number } }>('/items/:id', {
+    websocket: true,
+    schema: {
+      params: { type: 'object', properties: { id: { type: 'integer' } } },
+      querystring: { type: 'object', properties: { n: { type: 'integer', maximum: 9 } }, required: ['n'] }
+    }
+  }, async (conn, request) => {
+    await conn.writeMessage(1, JSON.stringify([request.params.id, request.query.n]))
+    await conn.close()
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  const authority = `127.0.0.1:${port}`
+  const session = await connectH2(`http://${authority}`)
+  t.teardown(() => session.close())
+  const statusOf = async (path: string, extra: Record<string, string> = {}): Promise<{ status: number, headers: Record<string, unknown>, body: string }> => {
+    const ws = await openStream(session, connectHeaders(path, authority, extra))
+    const body = ws.status === 200 ? '' : await ws.body()
+    if (ws.status === 200) ws.stream.close()
+    return { status: ws.status, headers: ws.headers, body }
+  }
+  t.equal((await statusOf('/nowhere')).status, 404, 'unknown path')
+  const plain = await statusOf('/plain')
+  t.equal(plain.status, 400, 'a route that is not a websocket route')
+  t.match(plain.body, /FST_WS_NOT_WEBSOCKET_ROUTE/)
+  const hooked = await statusOf('/guarded')
+  t.equal(hooked.status, 401, 'a hook\'s reply is the stream\'s response')
+  t.same(JSON.parse(hooked.body), { error: 'no token' })
+  const version = await statusOf('/ws', { 'sec-websocket-version': '8' })
+  t.equal(version.status, 426, 'a version other than 13')
+  t.equal(version.headers['sec-websocket-version'], '13')
+  t.equal((await statusOf('/ws', { origin: 'https://evil.example' })).status, 403, 'another origin')
+  t.equal((await statusOf('/items/x?n=1')).status, 400, 'params schema')
+  t.equal((await statusOf('/items/3?n=10')).status, 400, 'querystring schema')
+
+  const guarded = await openStream(session, connectHeaders('/guarded', authority, { authorization: 'Bearer ok' }))
+  t.equal(guarded.status, 200, 'the hook lets it through')
+  t.equal((await guarded.reader.nextMessage()).data.toString(), 'method GET', 'the CONNECT is routed as the GET it stands for')
+  t.equal(parseClose(await guarded.reader.nextFrame()).code, 1000)
+  guarded.stream.close()
+  const items = await openStream(session, connectHeaders('/items/7?n=2', authority, { origin: `http://${authority}` }))
+  t.equal(items.status, 200, 'same origin, valid params')
+  t.equal((await items.reader.nextMessage()).data.toString(), '[7,2]', 'params and query coerced by their schemas')
+  items.stream.close()
+
+  const get = session.request({ ':method': 'GET', ':path': '/ws' })
+  const [response] = await once(get, 'response') as [Record<string, unknown>]
+  get.resume()
+  t.equal(response[':status'], 426, 'a plain GET to a websocket-only route')
+  t.equal(session.closed || session.destroyed, false, 'no refusal touched the session')
+})
+
+t.test('h2c: subprotocols and permessage-deflate are negotiated in the 200', async (t) => {
+  const app = Fastify({ http2: true })
+  t.teardown(() => app.close())
+  await app.register(fastifyWsconn, { compression: true, subprotocols: ['chat.v2', 'chat.v1'] })
+  app.get('/chat', { websocket: true }, async (conn) => {
+    await conn.writeMessage(1, `${conn.subprotocol} ${String(conn.compressionNegotiated)}`)
+    const message = await conn.readMessage()
+    await conn.writeMessage(1, message.data.toString().repeat(3))
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  const authority = `127.0.0.1:${port}`
+  const session = await connectH2(`http://${authority}`)
+  t.teardown(() => session.close())
+  const ws = await openStream(session, connectHeaders('/chat', authority, {
+    'sec-websocket-protocol': 'chat.v1, chat.v2',
+    'sec-websocket-extensions': 'permessage-deflate; server_no_context_takeover; client_max_window_bits'
+  }))
+  t.equal(ws.status, 200)
+  t.equal(ws.headers['sec-websocket-protocol'], 'chat.v1', 'the client\'s first supported choice')
+  t.match(ws.headers['sec-websocket-extensions'], /^permessage-deflate/)
+  const hello = await ws.reader.nextMessage()
+  t.equal(hello.frames[0]!.rsv, 0, 'a short message goes out uncompressed (below the threshold)')
+  t.equal(hello.data.toString(), 'chat.v1 true')
+  const long = 'compress me '.repeat(200)
+  ws.sendText(long)
+  const echoed = await ws.reader.nextMessage()
+  t.equal(echoed.frames[0]!.rsv, 0b100, 'RSV1: compressed')
+  const inflated = inflateRawSync(Buffer.concat([echoed.data, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH })
+  t.equal(inflated.toString(), long.repeat(3))
+  ws.stream.close()
 })

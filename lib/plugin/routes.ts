@@ -44,9 +44,14 @@ export function isMarkedWebsocketOnly (config: object | undefined): boolean {
 }
 
 /** An HTTP error with the status and headers Fastify's error handling uses. */
-/** The HTTP handler of a websocket-only route: a plain request gets 426 with `Upgrade: websocket`. */
-function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
-  reply.send(Object.assign(new FST_WS_UPGRADE_REQUIRED(), { headers: { upgrade: 'websocket', connection: 'Upgrade' } }))
+/**
+ * The HTTP handler of a websocket-only route: a plain request gets 426, with `Upgrade: websocket`
+ * over HTTP/1.1 (HTTP/2 forbids connection-specific headers, RFC 9113 §8.2.2; its clients ask
+ * with an extended CONNECT instead).
+ */
+function upgradeRequired (request: FastifyRequest, reply: FastifyReply): void {
+  const headers = request.raw.httpVersionMajor === 2 ? {} : { upgrade: 'websocket', connection: 'Upgrade' }
+  reply.send(Object.assign(new FST_WS_UPGRADE_REQUIRED(), { headers }))
 }
 
 /**
