@@ -4,6 +4,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyWsconn } from '../lib/plugin/index.js'
 import { once } from 'node:events'
 import { constants, inflateRawSync } from 'node:zlib'
+import { constants as http2constants } from 'node:http2'
+import { CloseError } from '../lib/protocol/errors.js'
 import { parseClose } from './helpers/raw.js'
 import { connectH2, connectHeaders, openStream } from './helpers/h2-client.js'
 
@@ -145,4 +147,87 @@ t.test('h2c: subprotocols and permessage-deflate are negotiated in the 200', asy
   const inflated = inflateRawSync(Buffer.concat([echoed.data, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH })
   t.equal(inflated.toString(), long.repeat(3))
   ws.stream.close()
+})
+
+t.test('h2c: a stream reset is an abnormal close (1006) after every delivered message; the session\'s other streams go on', async (t) => {
+  const app = Fastify({ http2: true })
+  t.teardown(() => app.close())
+  await app.register(fastifyWsconn)
+  const seen: string[] = []
+  let ended!: (error: unknown) => void
+  const endedOnServer = new Promise<unknown>((resolve) => { ended = resolve })
+  app.get('/record', { websocket: true }, async (conn) => {
+    try {
+      for (;;) {
+        const message = await conn.readMessage()
+        seen.push(message.data.toString())
+        if (seen.length === 2) await conn.writeMessage(1, 'got two')
+      }
+    } catch (err) {
+      ended(err)
+    }
+  })
+  app.get('/echo', { websocket: true }, async (conn) => {
+    for await (const message of conn) await conn.writeMessage(message.type, message.data)
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const authority = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const session = await connectH2(`http://${authority}`)
+  t.teardown(() => session.close())
+  const other = await openStream(session, connectHeaders('/echo', authority))
+  const doomed = await openStream(session, connectHeaders('/record', authority))
+  doomed.sendText('one')
+  doomed.sendText('two')
+  t.equal((await doomed.reader.nextMessage()).data.toString(), 'got two')
+  doomed.stream.close(http2constants.NGHTTP2_CANCEL)
+  const error = await endedOnServer as CloseError
+  t.type(error, CloseError)
+  t.equal(error.code, 1006, 'abnormal closure')
+  t.same(seen, ['one', 'two'], 'nothing delivered was lost')
+  other.sendText('after the reset')
+  t.equal((await other.reader.nextMessage()).data.toString(), 'after the reset', 'the other stream goes on')
+  t.equal(app.websocketConnections.size, 1)
+  other.stream.close()
+})
+
+t.test('h2c: heartbeats, JSON schemas, websocketConnections and shutdown with 1001 over streams', async (t) => {
+  const app = Fastify({ http2: true })
+  await app.register(fastifyWsconn, { pingInterval: 50 })
+  app.get('/json', {
+    websocket: true,
+    schema: {
+      incoming: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] },
+      outgoing: { type: 'object', properties: { double: { type: 'integer' } }, required: ['double'] }
+    }
+  }, async (conn) => {
+    for (;;) {
+      const { n } = await conn.readJSON()
+      await conn.writeJSON({ double: n * 2 })
+    }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const authority = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const session = await connectH2(`http://${authority}`)
+  t.teardown(() => session.close())
+  const sockets = [await openStream(session, connectHeaders('/json', authority)), await openStream(session, connectHeaders('/json', authority))]
+  t.equal(app.websocketConnections.size, 2)
+  sockets[0]!.sendText('{"n":21}')
+  const reply = await sockets[0]!.reader.nextMessage()
+  t.same(JSON.parse(reply.data.toString()), { double: 42 })
+  const ping = await sockets[1]!.reader.nextFrame()
+  t.equal(ping.opcode, 9, 'the heartbeat pings over the stream')
+  sockets[1]!.sendText('{"n":"x"}')
+  t.equal(parseClose(await sockets[1]!.reader.nextFrame()).code, 1007, 'an invalid message closes with 1007 as over HTTP/1.1')
+  // Node keeps an HTTP/2 server open while a session is (Fastify ends them with forceCloseConnections).
+  const closing = app.close()
+  let frame = await sockets[0]!.reader.nextFrame()
+  while (frame.opcode !== 8) frame = await sockets[0]!.reader.nextFrame()
+  t.equal(parseClose(frame).code, 1001, 'shutdown closes with 1001')
+  sockets[0]!.sendClose(1001)
+  await sockets[0]!.reader.waitEnd()
+  sockets[0]!.stream.end()
+  await once(sockets[0]!.stream, 'close')
+  session.close()
+  await closing
+  t.equal(app.websocketConnections.size, 0)
 })
