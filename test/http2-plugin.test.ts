@@ -45,6 +45,12 @@ t.test('h2c: the server enables extended CONNECT; WebSockets multiplexed on one 
     await ws.reader.waitEnd()
     ws.stream.end()
   }
+  // Chromium ends its stream right behind its close frame: the answer must still come.
+  const hasty = await openStream(session, connectHeaders('/echo', authority))
+  hasty.sendClose(1000)
+  hasty.stream.end()
+  t.equal(parseClose(await hasty.reader.nextFrame()).code, 1000, 'the close is answered though the stream ended behind it')
+  await once(hasty.stream, 'close')
   t.equal(session.closed, false, 'the session outlives its WebSockets')
   const again = await openStream(session, connectHeaders('/echo', authority))
   again.sendText('still here')

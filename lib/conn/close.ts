@@ -136,6 +136,12 @@ export class ConnClosing implements ReadEvents {
 
   /** The peer ended TCP: end ours too. */
   peerEnded (): void {
+    // A peer may end its side right behind its close frame (Chromium ends its HTTP/2 stream so):
+    // our answer, due on the next turn (see closeFrame), must still go out before our end.
+    if (this.#is(CloseFlag.CloseReceived) && !this.#writer.closeSent) {
+      setImmediate(() => { this.#endSocket() })
+      return
+    }
     this.#endSocket()
   }
 
