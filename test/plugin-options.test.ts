@@ -239,9 +239,3 @@ t.test('bad plugin options fail registration with an error naming the option', a
   t.ok(prefixed.websocketConnections, 'Fastify register options are accepted')
   await prefixed.close()
 })
-
-t.test('registering on an HTTP/2 server fails with a clear error', async (t) => {
-  const app = Fastify({ http2: true })
-  await t.rejects(async () => { await app.register(fastifyWsconn) }, /HTTP\/2 servers are not supported yet/)
-  await app.close()
-})
