@@ -237,3 +237,59 @@ t.test('h2c: heartbeats, JSON schemas, websocketConnections and shutdown with 10
   await closing
   t.equal(app.websocketConnections.size, 0)
 })
+
+t.test('h2c: other CONNECT requests, routing failures, and 503 while closing', async (t) => {
+  let releaseHook!: () => void
+  const hookGate = new Promise<void>((resolve) => { releaseHook = resolve })
+  let hookReached!: () => void
+  const inHook = new Promise<void>((resolve) => { hookReached = resolve })
+  const app = Fastify({
+    http2: true,
+    rewriteUrl: (request) => {
+      if (request.url === '/boom') throw new Error('rewrite exploded')
+      return request.url ?? '/'
+    }
+  })
+  await app.register(fastifyWsconn)
+  app.get('/ws', { websocket: true }, async (conn) => { await conn.close() })
+  app.get('/slow', {
+    websocket: true,
+    onRequest: async () => { hookReached(); await hookGate }
+  }, async (conn) => { await conn.close() })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const authority = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const session = await connectH2(`http://${authority}`)
+
+  const statusOf = async (headers: Record<string, string>): Promise<number> => {
+    const stream = session.request(headers, { endStream: false })
+    stream.on('error', () => {})
+    const [response] = await once(stream, 'response') as [Record<string, unknown>]
+    stream.close()
+    return Number(response[':status'])
+  }
+  t.equal(await statusOf({ ':method': 'CONNECT', ':authority': 'example.com:443' }), 405, 'a proxy CONNECT, as Node answers it')
+  t.equal(await statusOf({ ...connectHeaders('/ws', authority), ':protocol': 'webtransport' }), 405, 'an extended CONNECT for another protocol')
+  const other = (req: unknown, res: { writeHead: (status: number) => { end: () => void } }): void => { res.writeHead(204).end() }
+  app.server.on('connect', other)
+  t.equal(await statusOf({ ':method': 'CONNECT', ':authority': 'example.com:443' }), 204, 'left to another listener')
+  app.server.off('connect', other)
+
+  const boom = session.request(connectHeaders('/boom', authority), { endStream: false })
+  boom.on('error', () => {})
+  let answered = false
+  boom.on('response', () => { answered = true })
+  await once(boom, 'close')
+  t.equal(answered, false, 'a routing failure resets the stream unanswered')
+  t.equal(session.closed, false)
+
+  const slow = openStream(session, connectHeaders('/slow', authority))
+  await inHook
+  const closing = app.close()
+  t.equal((await openStream(session, connectHeaders('/ws', authority))).status, 503, 'a new WebSocket while closing')
+  releaseHook()
+  const late = await slow
+  t.equal(late.status, 503, 'one whose hooks ran while the server began closing')
+  t.same(JSON.parse(await late.body()), { error: 'Service Unavailable', message: 'Service Unavailable', statusCode: 503 })
+  session.close()
+  await closing
+})
