@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import { fastifyWsconn } from '../lib/plugin/index.js'
 import { once } from 'node:events'
 import { constants, inflateRawSync } from 'node:zlib'
@@ -9,7 +9,7 @@ import { CloseError } from '../lib/protocol/errors.js'
 import { parseClose } from './helpers/raw.js'
 import { connectH2, connectHeaders, openStream } from './helpers/h2-client.js'
 
-async function h2cApp (): Promise<{ app: FastifyInstance, origin: string, authority: string }> {
+async function h2cApp (): Promise<{ app: { close: () => PromiseLike<unknown> }, origin: string, authority: string }> {
   const app = Fastify({ http2: true })
   await app.register(fastifyWsconn)
   app.get('/echo', { websocket: true }, async (conn) => {
@@ -207,7 +207,7 @@ t.test('h2c: heartbeats, JSON schemas, websocketConnections and shutdown with 10
     }
   }, async (conn) => {
     for (;;) {
-      const { n } = await conn.readJSON()
+      const { n } = await conn.readJSON() as { n: number }
       await conn.writeJSON({ double: n * 2 })
     }
   })
@@ -269,7 +269,7 @@ t.test('h2c: other CONNECT requests, routing failures, and 503 while closing', a
   }
   t.equal(await statusOf({ ':method': 'CONNECT', ':authority': 'example.com:443' }), 405, 'a proxy CONNECT, as Node answers it')
   t.equal(await statusOf({ ...connectHeaders('/ws', authority), ':protocol': 'webtransport' }), 405, 'an extended CONNECT for another protocol')
-  const other = (req: unknown, res: { writeHead: (status: number) => { end: () => void } }): void => { res.writeHead(204).end() }
+  const other = (_req: unknown, res: { writeHead: (status: number) => { end: () => void } }): void => { res.writeHead(204).end() }
   app.server.on('connect', other)
   t.equal(await statusOf({ ':method': 'CONNECT', ':authority': 'example.com:443' }), 204, 'left to another listener')
   app.server.off('connect', other)

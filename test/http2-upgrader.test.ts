@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { createServer, type Http2ServerRequest } from 'node:http2'
 import type { AddressInfo } from 'node:net'
@@ -8,13 +8,12 @@ import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
 import { connectH2, connectHeaders, openStream } from './helpers/h2-client.js'
 
 /** A bare node:http2 server (no Fastify) whose 'connect' listener hands each CONNECT to `upgrader.upgradeStream`. */
-async function serve (t: Tap.Test, options: UpgraderOptions, before?: (req: Http2ServerRequest) => void): Promise<{ authority: string, results: Array<Promise<Conn>> }> {
+async function serve (t: Test, options: UpgraderOptions, before?: (req: Http2ServerRequest) => void | Promise<void>): Promise<{ authority: string, results: Array<Promise<Conn>> }> {
   const upgrader = new Upgrader(options)
   const results: Array<Promise<Conn>> = []
   const server = createServer({ settings: { enableConnectProtocol: true } }, (_req, res) => { res.end() })
   server.on('connect', (req: Http2ServerRequest) => {
-    before?.(req)
-    const result = upgrader.upgradeStream(req)
+    const result = (async () => { await before?.(req); return await upgrader.upgradeStream(req) })()
     result.catch(() => {})
     results.push(result)
   })
@@ -90,8 +89,12 @@ t.test('upgradeStream: a stream that is gone, ended or reset during the checks',
       }
       return gate
     }
-  }, (req) => {
+  }, async (req) => {
     if (req.headers['x-case'] === 'destroyed') req.stream.destroy()
+    if (req.headers['x-case'] === 'read to the end') {
+      req.stream.resume()
+      await once(req.stream, 'end')
+    }
   })
   const session = await connectH2(`http://${authority}`)
   t.teardown(() => session.close())
@@ -104,16 +107,20 @@ t.test('upgradeStream: a stream that is gone, ended or reset during the checks',
   ended.on('error', () => {})
   while (results.length < 2) await new Promise((resolve) => setImmediate(resolve))
   t.equal((await handshakeError(results[1])).status, 0, 'a stream the client ended can never carry a WebSocket')
+  const endSeen = session.request(connectHeaders('/', authority, { 'x-case': 'read to the end' }), { endStream: true })
+  endSeen.on('error', () => {})
+  while (results.length < 3) await new Promise((resolve) => setImmediate(resolve))
+  t.match(await handshakeError(results[2]), { status: 0, message: /ended its stream before the handshake/ }, 'nor one whose end was already read')
 
   const reset = session.request(connectHeaders('/', authority), { endStream: false })
   reset.on('error', () => {})
-  while (results.length < 3) await new Promise((resolve) => setImmediate(resolve))
+  while (results.length < 4) await new Promise((resolve) => setImmediate(resolve))
   reset.close(8)
-  t.equal((await handshakeError(results[2])).status, 0, 'reset while checkOrigin ran')
+  t.equal((await handshakeError(results[3])).status, 0, 'reset while checkOrigin ran')
   release()
 
   session.request(connectHeaders('/', authority, { origin: 'http://destroy.example' }), { endStream: false }).on('error', () => {})
-  while (results.length < 4) await new Promise((resolve) => setImmediate(resolve))
-  t.equal((await handshakeError(results[3])).status, 0, 'a stream the check destroyed fails the handshake, answered by nobody')
+  while (results.length < 5) await new Promise((resolve) => setImmediate(resolve))
+  t.equal((await handshakeError(results[4])).status, 403, 'a stream the check destroyed is refused without a response')
   t.equal(session.closed, false, 'the session survived every case')
 })
