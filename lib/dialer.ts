@@ -8,6 +8,7 @@ import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContai
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { acceptCompression, compressionOffer, resolveCompression, type CompressionOptions, type NegotiatedCompression } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
+import { Http2Sessions } from './http2/dial.js'
 
 /** Default of `DialOptions.handshakeTimeout` in milliseconds, as gorilla's DefaultDialer. */
 export const DEFAULT_DIAL_TIMEOUT = 45_000
@@ -29,6 +30,13 @@ export interface DialOptions extends ConnOptions {
   tls?: ConnectionOptions
   /** Value of the Origin header; takes precedence over an Origin entry in `headers`. */
   origin?: string
+  /**
+   * Open the WebSocket over HTTP/2 (RFC 8441 extended CONNECT) instead of an HTTP/1.1 upgrade: one
+   * HTTP/2 session per origin and TLS settings is opened or reused, and closed once its last
+   * WebSocket (or dial) is gone. A server that does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL
+   * fails the dial with a HandshakeError of status 0. Default false.
+   */
+  http2?: boolean
   /**
    * Offer permessage-deflate (RFC 7692): `true` for the defaults, or an object (context takeover
    * and window bits to ask for, `level`, `memLevel`, `threshold`, `idleTimeout`, `syncLimit`). A server may
@@ -57,6 +65,8 @@ export class DialAbortError extends Error {
  */
 export class Dialer {
   readonly #defaults: DialOptions
+  /** Made on the first dial with `http2`. */
+  #http2: Http2Sessions | undefined
 
   /** Validates `defaults` at once, throwing a RangeError or TypeError on misconfiguration. */
   constructor (defaults: DialOptions = {}) {
@@ -92,6 +102,7 @@ export class Dialer {
     const compression = resolveCompression(opts.compression)
     const signal = opts.signal
     if (signal?.aborted === true) throw new DialAbortError(signal.reason)
+    if (opts.http2 === true) return await (this.#http2 ??= new Http2Sessions()).dial(target, opts, offered, compression, connOptions)
 
     return await new Promise<Conn>((resolve, reject) => {
       let done = false
@@ -209,6 +220,7 @@ function validate (opts: DialOptions): void {
   if (opts.origin !== undefined && (typeof opts.origin !== 'string' || /[\r\n\0]/.test(opts.origin))) {
     throw new TypeError('websocket: option origin must be a string without CR, LF or NUL')
   }
+  if (opts.http2 !== undefined && typeof opts.http2 !== 'boolean') throw new TypeError('websocket: option http2 must be a boolean')
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError('websocket: option signal must be an AbortSignal')
   }
@@ -255,7 +267,7 @@ function buildHeaders (target: URL, key: string, opts: DialOptions): http.Outgoi
 }
 
 /** The subprotocols this dial offers: `subprotocols`, or else those of a Sec-WebSocket-Protocol header. */
-function offeredSubprotocols (opts: DialOptions): string[] {
+export function offeredSubprotocols (opts: DialOptions): string[] {
   if (opts.subprotocols !== undefined && opts.subprotocols.length > 0) return opts.subprotocols
   for (const [name, value] of Object.entries(opts.headers ?? {})) {
     if (name.toLowerCase() === 'sec-websocket-protocol') return parseSubprotocols(value)
@@ -269,6 +281,14 @@ function checkResponse (res: http.IncomingMessage, key: string, offered: string[
   // Connection needs no check: Node emits 'upgrade' only when it has the 'upgrade' token.
   if (!tokenListContainsValue(h.upgrade, 'websocket')) return "'Upgrade' header lacks the 'websocket' token"
   if (h['sec-websocket-accept'] !== computeAcceptKey(key)) return "'Sec-WebSocket-Accept' does not match the key"
+  return checkAgreement(h, offered, compression)
+}
+
+/**
+ * Returns what is wrong with the subprotocol and extensions a server agreed to (in its 101, or
+ * its 200 over HTTP/2), or undefined when both were offered.
+ */
+export function checkAgreement (h: http.IncomingHttpHeaders, offered: string[], compression?: CompressionOptions): string | undefined {
   // Node joins repeated header lines with ", ", so two answers show up as one value that is not offered.
   const protocol = h['sec-websocket-protocol']
   if (protocol !== undefined && !offered.includes(protocol)) {
@@ -286,7 +306,7 @@ function checkResponse (res: http.IncomingMessage, key: string, offered: string[
 }
 
 /** Collects up to `limit` bytes of a response body, then calls `done` exactly once. */
-function readBody (res: http.IncomingMessage, limit: number, done: (body: Buffer) => void): void {
+export function readBody (res: NodeJS.ReadableStream, limit: number, done: (body: Buffer) => void): void {
   const chunks: Buffer[] = []
   let size = 0
   let called = false
@@ -306,8 +326,8 @@ function readBody (res: http.IncomingMessage, limit: number, done: (body: Buffer
   res.on('error', finish)
 }
 
-/** The Conn's compression from a 101 that checkResponse already accepted. */
-function negotiated (header: string | undefined, compression: CompressionOptions | undefined): NegotiatedCompression | undefined {
+/** The Conn's compression from a 101 (or HTTP/2 200) that checkAgreement already accepted. */
+export function negotiated (header: string | undefined, compression: CompressionOptions | undefined): NegotiatedCompression | undefined {
   if (header === undefined || compression === undefined) return undefined
   return acceptCompression(header, compression) as NegotiatedCompression
 }
