@@ -1,6 +1,6 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { createServer } from 'node:http2'
+import { constants as http2constants, createServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { Dialer, dial, DialAbortError } from '../lib/dialer.js'
@@ -117,4 +117,46 @@ t.test('dial with http2: a server without extended CONNECT, a forbidden header, 
   await open.close()
   await sessionsClosed(1)
   t.throws(() => new Dialer({ http2: 'yes' as unknown as boolean }), { name: 'TypeError', message: /option http2 must be a boolean/ })
+})
+
+t.test('dial with http2 against a server that misbehaves', async (t) => {
+  const server = createServer({ settings: { enableConnectProtocol: true } })
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {})
+    if (headers[':path'] === '/unoffered') stream.respond({ ':status': 200, 'sec-websocket-protocol': 'nope' })
+    if (headers[':path'] === '/authority') stream.respond({ ':status': 200, 'x-authority': String(headers[':authority']) })
+    if (headers[':path'] === '/reset') {
+      stream.respond({ ':status': 200 })
+      setImmediate(() => { stream.close(http2constants.NGHTTP2_INTERNAL_ERROR) })
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const base = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+  const unoffered = await dial(`${base}/unoffered`, { http2: true }).catch((err: unknown) => err)
+  t.match(unoffered, { status: 200, message: /the server chose subprotocol "nope" but none was offered/ })
+
+  const conn = await dial(`${base}/authority`, { http2: true, headers: { Host: 'example.test:8443' } })
+  t.equal(conn.response?.headers['x-authority'], 'example.test:8443', 'a Host header becomes :authority')
+  conn.terminate()
+
+  const reset = await dial(`${base}/reset`, { http2: true })
+  const error = await reset.readMessage().catch((err: unknown) => err)
+  t.match(error, { code: 1006 }, 'a stream reset after the 200 is an abnormal close of the Conn')
+
+  const controller = new AbortController()
+  const fresh = new Dialer({ http2: true })
+  const early = fresh.dial(`${base}/authority`, { signal: controller.signal })
+  const beside = fresh.dial(`${base}/authority`)
+  controller.abort()
+  t.type(await early.catch((err: unknown) => err), DialAbortError, 'aborted before the session was ready: nothing is sent')
+  ;(await beside).terminate()
+  const alone = fresh.dial(`${base}/authority`, { signal: AbortSignal.abort() })
+  t.type(await alone.catch((err: unknown) => err), DialAbortError, 'a signal aborted already')
+  const lone = new AbortController()
+  const lonely = new Dialer({ http2: true }).dial(`${base}/authority`, { signal: lone.signal })
+  lone.abort()
+  t.type(await lonely.catch((err: unknown) => err), DialAbortError, 'the only dial of a session aborted: the session closes before its settings came')
 })

@@ -34,77 +34,70 @@ export class Http2Sessions {
     const signal = opts.signal
     let stream: ClientHttp2Stream | undefined
     let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
     let settled = false
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      this.#leave(origin, shared)
-    }
-    try {
-      return await new Promise<Conn>((resolve, reject) => {
-        const fail = (err: Error): void => {
-          if (settled) return
-          settled = true
-          stream?.close(constants.NGHTTP2_CANCEL)
-          reject(err)
-        }
-        const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
-        if (timeout > 0) timer = setTimeout(() => { fail(new TimeoutError('handshake timed out')) }, timeout)
-        onAbort = () => { fail(new DialAbortError(signal?.reason)) }
-        signal?.addEventListener('abort', onAbort, { once: true })
-        shared.ready.then((problem) => {
-          if (problem !== undefined) {
-            fail(problem)
-            return
-          }
-          // Settled already (timeout, abort): nothing to send.
-          if (settled) return
-          let request: ClientHttp2Stream
-          try {
-            request = shared.session.request(buildHttp2Headers(target, opts, offered, compression), { endStream: false })
-          } catch (err) {
-            // A header HTTP/2 forbids (Keep-Alive, say), or a session that just began closing.
-            fail(err as Error)
-            return
-          }
-          stream = request
-          request.on('error', (err) => { fail(err) })
-          request.on('close', release)
-          request.on('response', (headers) => {
-            const status = Number(headers[constants.HTTP2_HEADER_STATUS])
-            if (status !== 200) {
-              readBody(request, MAX_REFUSAL_BODY, (body) => {
-                fail(new HandshakeError(`bad handshake: the server answered ${status}`, status, { ...headers }, body))
-              })
-              return
-            }
-            const problem = checkAgreement(headers, offered, compression)
-            if (problem !== undefined) {
-              fail(new HandshakeError(`bad handshake: ${problem}`, 200, { ...headers }))
-              return
-            }
-            settled = true
-            resolve(new Conn(request, {
-              isServer: false,
-              subprotocol: headers['sec-websocket-protocol'] ?? '',
-              extensions: headers['sec-websocket-extensions'] ?? '',
-              compression: negotiated(headers['sec-websocket-extensions'], compression),
-              response: { statusCode: 200, headers: headers as IncomingHttpHeaders },
-              options: connOptions
-            }))
-          })
-        }).catch(fail)
-      })
-    } catch (err) {
-      if (stream === undefined) release()
-      throw err
-    } finally {
+    // Once per dial: by the stream's 'close' when a stream was opened, else when the dial fails.
+    const release = (): void => { this.#leave(shared) }
+    let fail!: (err: Error) => void
+    const onAbort = (): void => { fail(new DialAbortError(signal?.reason)) }
+    const settle = (): void => {
+      settled = true
       clearTimeout(timer)
-      timer = undefined
-      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+      signal?.removeEventListener('abort', onAbort)
     }
+    return await new Promise<Conn>((resolve, reject) => {
+      fail = (err: Error): void => {
+        if (settled) return
+        settle()
+        if (stream === undefined) release()
+        else stream.close(constants.NGHTTP2_CANCEL)
+        reject(err)
+      }
+      const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
+      if (timeout > 0) timer = setTimeout(() => { fail(new TimeoutError('handshake timed out')) }, timeout)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      shared.ready.then((problem) => {
+        if (problem !== undefined) {
+          fail(problem)
+          return
+        }
+        // Settled already (timeout, abort): nothing to send.
+        if (settled) return
+        let request: ClientHttp2Stream
+        try {
+          request = shared.session.request(buildHttp2Headers(target, opts, offered, compression), { endStream: false })
+        } catch (err) {
+          // A header HTTP/2 forbids (Keep-Alive, say), or a session that just began closing.
+          fail(err as Error)
+          return
+        }
+        stream = request
+        request.on('error', (err) => { fail(err) })
+        request.on('close', release)
+        request.on('response', (headers) => {
+          const status = Number(headers[constants.HTTP2_HEADER_STATUS])
+          if (status !== 200) {
+            readBody(request, MAX_REFUSAL_BODY, (body) => {
+              fail(new HandshakeError(`bad handshake: the server answered ${status}`, status, { ...headers }, body))
+            })
+            return
+          }
+          const problem = checkAgreement(headers, offered, compression)
+          if (problem !== undefined) {
+            fail(new HandshakeError(`bad handshake: ${problem}`, 200, { ...headers }))
+            return
+          }
+          settle()
+          resolve(new Conn(request, {
+            isServer: false,
+            subprotocol: headers['sec-websocket-protocol'] ?? '',
+            extensions: headers['sec-websocket-extensions'] ?? '',
+            compression: negotiated(headers['sec-websocket-extensions'], compression),
+            response: { statusCode: 200, headers: headers as IncomingHttpHeaders },
+            options: connOptions
+          }))
+        })
+      }).catch(fail)
+    })
   }
 
   /** The origin's session, opened when there is none (or it is closing); counts one more user. */
@@ -123,7 +116,7 @@ export class Http2Sessions {
     return shared
   }
 
-  #leave (_origin: string, shared: SharedSession): void {
+  #leave (shared: SharedSession): void {
     shared.users--
     if (shared.users === 0) shared.session.close()
   }
