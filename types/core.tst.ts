@@ -1,4 +1,6 @@
 import { expect, test } from 'tstyche'
+import type { IncomingMessage } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import {
   Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError, guardHandshakes,
   TextMessage, BinaryMessage, PingMessage, formatCloseMessage, ProtocolError, ReadLimitError, PROTOCOL_ERROR_CODES,
@@ -71,4 +73,11 @@ test('guardHandshakes takes an http or https server and returns its disposer', (
   expect(guardHandshakes({} as import('node:http').Server, { headersTimeout: 5000 })).type.toBe<() => void>()
   expect(guardHandshakes({} as import('node:https').Server)).type.toBe<() => void>()
   expect(guardHandshakes).type.not.toBeCallableWith({} as import('node:net').Server)
+})
+
+test('WebSockets over HTTP/2: dial with http2, Upgrader.upgradeStream on an extended CONNECT', () => {
+  expect(dial('wss://example.test/', { http2: true })).type.toBe<Promise<Conn>>()
+  expect(dial).type.not.toBeCallableWith('wss://example.test/', { http2: 'yes' })
+  expect(new Upgrader().upgradeStream({} as Http2ServerRequest)).type.toBe<Promise<Conn>>()
+  expect(new Upgrader().upgradeStream).type.not.toBeCallableWith({} as IncomingMessage)
 })

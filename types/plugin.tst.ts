@@ -171,3 +171,12 @@ test("any provider plugged into Fastify's type-provider machinery types the mess
     expect(conn.writeJSON).type.not.toBeCallableWith('other text')
   })
 })
+
+test('the plugin registers on an HTTP/2 server and its websocket routes are typed the same', () => {
+  const app = Fastify({ http2: true })
+  expect(app.register(fastifyWsconn)).type.not.toRaiseError()
+  app.get('/h2', { websocket: true }, async (conn, request) => {
+    expect(conn).type.toBe<TypedConn<unknown, unknown>>()
+    expect(request.raw.stream.id).type.toBe<number | undefined>()
+  })
+})
