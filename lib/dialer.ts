@@ -6,15 +6,10 @@ import type { Duplex } from 'node:stream'
 import { Conn } from './conn/conn.js'
 import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContainsValue } from './handshake.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
-import { acceptCompression, compressionOffer, resolveCompression, type CompressionOptions, type NegotiatedCompression } from './deflate/compression.js'
+import { compressionOffer, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
+import { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY, checkAgreement, negotiated, readBody } from './client-handshake.js'
 import { Http2Sessions } from './http2/dial.js'
-
-/** Default of `DialOptions.handshakeTimeout` in milliseconds, as gorilla's DefaultDialer. */
-export const DEFAULT_DIAL_TIMEOUT = 45_000
-
-/** Most bytes of a refusal's body that a HandshakeError keeps (gorilla keeps 1024). */
-export const MAX_REFUSAL_BODY = 1024
 
 /** Settings of a dial; every field is optional, and the ConnOptions apply to the Conn it makes. */
 export interface DialOptions extends ConnOptions {
@@ -49,14 +44,7 @@ export interface DialOptions extends ConnOptions {
 const FORBIDDEN_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions']
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** The error a dial rejects with when its AbortSignal fires; `cause` is the signal's reason. */
-export class DialAbortError extends Error {
-  override readonly name = 'AbortError'
-  readonly code = 'ABORT_ERR'
-  constructor (reason: unknown) {
-    super('websocket: dial aborted', { cause: reason })
-  }
-}
+export { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY }
 
 /**
  * The client side of the opening handshake (gorilla's Dialer), which connects to a ws:// or wss://
@@ -267,7 +255,7 @@ function buildHeaders (target: URL, key: string, opts: DialOptions): http.Outgoi
 }
 
 /** The subprotocols this dial offers: `subprotocols`, or else those of a Sec-WebSocket-Protocol header. */
-export function offeredSubprotocols (opts: DialOptions): string[] {
+function offeredSubprotocols (opts: DialOptions): string[] {
   if (opts.subprotocols !== undefined && opts.subprotocols.length > 0) return opts.subprotocols
   for (const [name, value] of Object.entries(opts.headers ?? {})) {
     if (name.toLowerCase() === 'sec-websocket-protocol') return parseSubprotocols(value)
@@ -282,52 +270,4 @@ function checkResponse (res: http.IncomingMessage, key: string, offered: string[
   if (!tokenListContainsValue(h.upgrade, 'websocket')) return "'Upgrade' header lacks the 'websocket' token"
   if (h['sec-websocket-accept'] !== computeAcceptKey(key)) return "'Sec-WebSocket-Accept' does not match the key"
   return checkAgreement(h, offered, compression)
-}
-
-/**
- * Returns what is wrong with the subprotocol and extensions a server agreed to (in its 101, or
- * its 200 over HTTP/2), or undefined when both were offered.
- */
-export function checkAgreement (h: http.IncomingHttpHeaders, offered: string[], compression?: CompressionOptions): string | undefined {
-  // Node joins repeated header lines with ", ", so two answers show up as one value that is not offered.
-  const protocol = h['sec-websocket-protocol']
-  if (protocol !== undefined && !offered.includes(protocol)) {
-    return offered.length === 0
-      ? `the server chose subprotocol ${JSON.stringify(protocol)} but none was offered`
-      : `the server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`
-  }
-  const extensions = h['sec-websocket-extensions']
-  if (extensions !== undefined) {
-    if (compression === undefined) return `the server chose extensions ${JSON.stringify(extensions)} but none were offered`
-    const accepted = acceptCompression(extensions, compression)
-    if (typeof accepted === 'string') return `bad permessage-deflate answer: ${accepted}`
-  }
-  return undefined
-}
-
-/** Collects up to `limit` bytes of a response body, then calls `done` exactly once. */
-export function readBody (res: NodeJS.ReadableStream, limit: number, done: (body: Buffer) => void): void {
-  const chunks: Buffer[] = []
-  let size = 0
-  let called = false
-  const finish = (): void => {
-    if (called) return
-    called = true
-    const body = Buffer.concat(chunks, size)
-    done(body.subarray(0, Math.min(limit, body.length)))
-  }
-  res.on('data', (chunk: Buffer) => {
-    chunks.push(chunk)
-    size += chunk.length
-    if (size >= limit) finish()
-  })
-  res.on('end', finish)
-  res.on('close', finish)
-  res.on('error', finish)
-}
-
-/** The Conn's compression from a 101 (or HTTP/2 200) that checkAgreement already accepted. */
-export function negotiated (header: string | undefined, compression: CompressionOptions | undefined): NegotiatedCompression | undefined {
-  if (header === undefined || compression === undefined) return undefined
-  return acceptCompression(header, compression) as NegotiatedCompression
 }

@@ -2,7 +2,8 @@ import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, ty
 import type { ConnectionOptions } from 'node:tls'
 import { Conn } from '../conn/conn.js'
 import { compressionOffer, type CompressionOptions } from '../deflate/compression.js'
-import { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY, checkAgreement, negotiated, readBody, type DialOptions } from '../dialer.js'
+import { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY, checkAgreement, negotiated, readBody } from '../client-handshake.js'
+import type { DialOptions } from '../dialer.js'
 import type { ConnOptions } from '../options.js'
 import { HandshakeError, TimeoutError } from '../protocol/errors.js'
 
