@@ -49,6 +49,7 @@ t.test('a publish reaches exactly the subscribers of its topic, in order, text a
 
   t.equal(a.conn.unsubscribe('news'), true)
   t.equal(a.conn.unsubscribe('news'), false)
+  t.same([a.conn.isSubscribed('news'), a.conn.topics], [false, []])
   await hub.publish('news', 'after')
   await b.client.waitFor(7)
   t.equal(a.client.received.length, 5, 'an unsubscribed connection gets no more')

@@ -92,7 +92,10 @@ t.test('route options set the slow-consumer limit, and bad values fail at declar
   await bad.register(fastifyWsconn)
   t.throws(() => bad.get('/x', { websocket: { slowConsumerPolicy: 'wait' as 'drop' } }, async () => {}), /slowConsumerPolicy must be 'close' or 'drop'/)
   t.throws(() => bad.get('/y', { websocket: { maxBufferedAmount: -5 } }, async () => {}), /maxBufferedAmount must be an integer >= 0, got -5/)
-  await t.rejects(Fastify().register(fastifyWsconn, { slowConsumerPolicy: 'x' as 'drop' }).ready(), /slowConsumerPolicy/)
+  await t.rejects(async () => {
+    const app = Fastify()
+    await app.register(fastifyWsconn, { slowConsumerPolicy: 'x' as 'drop' })
+  }, /slowConsumerPolicy/)
   await bad.close()
 })
 
