@@ -40,6 +40,8 @@ t.test('a browser chats through the example app', { skip }, async (t) => {
   const node = await openWs(`${base.replace('http', 'ws')}/chat?nick=node`, { origin: base })
   const joined = messageOf(node)
   t.match(JSON.parse(await joined), { kind: 'join', from: 'node' })
+  // Then, to the newcomer only, who is in the room (the default one, as for the browsers).
+  t.same(JSON.parse(await messageOf(node)), { kind: 'members', room: 'lobby', members: ['alice', 'bob', 'node'] })
   const echoed = messageOf(node)
   node.send(JSON.stringify({ text: 'hi browsers' }))
   t.match(JSON.parse(await echoed), { kind: 'message', from: 'node', text: 'hi browsers' })
