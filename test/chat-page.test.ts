@@ -40,14 +40,14 @@ const socketsMade = async (page: Page): Promise<number> =>
 
 /** Resolves once the connection state shown is `name`; returns its text. */
 async function stateOf (page: Page, name: string): Promise<string> {
-  const state = page.locator(`#state[data-state=${name}]`)
-  await state.waitFor({ timeout: 15_000 })
-  return await state.textContent() ?? ''
+  // Name and text read together, in the page (a string: this project compiles without the DOM types).
+  const check = `(() => { const state = document.getElementById('state'); return state.dataset.state === ${JSON.stringify(name)} && state.textContent })()`
+  const text = await page.waitForFunction(check, undefined, { timeout: 15_000 })
+  return await text.jsonValue() as string
 }
 
 /** Resolves once the member list shows exactly `names` (sorted). */
 async function waitForMembers (page: Page, names: string[]): Promise<void> {
-  // A string, run in the page: this project compiles without the DOM types.
   const shown = "JSON.stringify([...document.querySelectorAll('#members li')].map((item) => item.textContent))"
   await page.waitForFunction(`${shown} === ${JSON.stringify(JSON.stringify(names))}`, undefined, { timeout: 15_000 })
 }
@@ -96,6 +96,8 @@ t.test('the forms hide and show; sending before joining and joining twice do not
   // Two submits in one task, faster than any network round trip.
   await page.fill('#join input[name=nick]', 'alice')
   await submit(page, '#join', 2)
+  await page.waitForFunction("!['idle', 'checking', 'connecting'].includes(document.getElementById('state').dataset.state)")
+  t.equal(await socketsMade(page), 1, 'the page made one socket')
   t.match(await stateOf(page, 'open'), /Connected to lobby as alice/)
   await waitForMembers(page, ['alice'])
   // A message through the one socket proves the server saw the join; a second one would have come first.
