@@ -4,6 +4,7 @@
 //   npm start            (PORT defaults to 3000; HOST to 127.0.0.1)
 // then open the printed URL in two browser tabs.
 import { existsSync, readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifySchemaValidationError } from 'fastify'
 import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -158,7 +159,9 @@ async function main (): Promise<void> {
   const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
   await app.listen({ port, host })
   const shown = host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host
-  console.log(`chat: open http://${shown}:${port}/ in two browser tabs`)
+  // The port actually bound, which differs from PORT=0.
+  const bound = (app.server.address() as AddressInfo).port
+  console.log(`chat: open http://${shown}:${bound}/ in two browser tabs`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }

@@ -7,6 +7,7 @@ import type { BrowserContext, Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { buildChatApp, JoinQuery } from '../examples/chat.js'
 import { launchChromium, skipWithoutChromium as skip, waitForLine, watchTrouble, type PageTrouble } from './helpers/browser.js'
+import { closeOf, messageOf, openWs } from './helpers/plugin.js'
 
 /** A chat app listening on a free loopback port (or `port`); closed after the test. */
 async function startChat (t: Test, port = 0): Promise<{ app: FastifyInstance, base: string }> {
@@ -268,3 +269,58 @@ t.test('close codes show with their reason, and a restarted server is rejoined',
   }
   t.same(bob.trouble.errors, [], 'bob: no uncaught error')
 })
+
+for (const together of [false, true]) {
+  t.test(`joins racing for one nickname let exactly one in; the others hear why${together ? ' (all past the check at once)' : ''}`, async (t) => {
+    const app = await buildChatApp()
+    t.teardown(() => app.close())
+    const racers = 8
+    if (together) {
+      // Held until all have arrived, so all pass the route's nickname check before any enters the
+      // room: the handler's own check is what keeps the others out.
+      let release: () => void
+      const arrived = new Promise<void>((resolve) => { release = resolve })
+      let count = 0
+      app.addHook('preHandler', async (request) => {
+        if (request.url.startsWith('/chat?') && ++count === racers) release()
+        await arrived
+      })
+    }
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    const url = `${base.replace('http', 'ws')}/chat?nick=dup`
+    // Each either is refused by the hook (409) or gets past it together with another one and is
+    // closed by the handler (1008), or wins and hears its own join.
+    const outcomes = await Promise.all(Array.from({ length: racers }, async () => {
+      try {
+        const ws = await openWs(url, { origin: base })
+        return await Promise.race([
+          messageOf(ws).then((first) => ({ ws, first: JSON.parse(first) as unknown })),
+          closeOf(ws).then((closed) => ({ ws, closed }))
+        ])
+      } catch (err) {
+        return { refused: err as { status: number, body: string } }
+      }
+    }))
+    const winners = outcomes.filter((outcome) => 'first' in outcome)
+    t.equal(winners.length, 1, 'one connection is in the room')
+    if (together) t.equal(outcomes.filter((outcome) => 'closed' in outcome).length, racers - 1, 'the others were closed by the handler')
+    t.match(winners[0]?.first, { kind: 'join', from: 'dup' })
+    for (const outcome of outcomes) {
+      if ('refused' in outcome) {
+        t.equal(outcome.refused.status, 409)
+        t.equal(JSON.parse(outcome.refused.body).message, 'the nickname dup is taken in lobby')
+      } else if ('closed' in outcome) {
+        t.same(outcome.closed, { code: 1008, reason: 'the nickname dup is taken in lobby' })
+      }
+    }
+    // The losers left nothing behind: a newcomer sees the winner only.
+    const observer = await openWs(`${base.replace('http', 'ws')}/chat?nick=observer`, { origin: base })
+    t.match(JSON.parse(await messageOf(observer)), { kind: 'join', from: 'observer' })
+    t.same(JSON.parse(await messageOf(observer)), { kind: 'members', room: 'lobby', members: ['dup', 'observer'] })
+    for (const ws of [observer, winners[0]!.ws]) {
+      ws.close()
+      await closeOf(ws)
+    }
+  })
+}
