@@ -77,6 +77,7 @@ export class RedisBus implements TopicBus {
 
   /** Connects both connections; rejects within `connectTimeout` naming the Redis (without credentials) and why. */
   ready (): Promise<void> {
+    if (this.#closing !== undefined) return Promise.reject(new Error('websocket: pubsub is closed'))
     this.#starting ??= this.#start()
     return this.#starting
   }
@@ -121,8 +122,8 @@ export class RedisBus implements TopicBus {
     const { source, connectTimeout } = this.#options
     const socket = { connectTimeout, reconnectStrategy: reconnectDelay }
     if ('url' in source) return createClient({ url: source.url, disableOfflineQueue: true, socket })
-    const appSocket = source.client.options?.socket
-    return source.client.duplicate({ disableOfflineQueue: true, socket: { ...appSocket, ...socket } as typeof appSocket }) as RedisClient
+    const app = source.client as unknown as RedisClient
+    return app.duplicate({ disableOfflineQueue: true, socket: { ...app.options?.socket, ...socket } })
   }
 
   #channel (topic: string): string {
@@ -130,7 +131,6 @@ export class RedisBus implements TopicBus {
   }
 
   async #start (): Promise<void> {
-    if (this.#closing !== undefined) throw new Error('websocket: pubsub is closed')
     const { connectTimeout, name } = this.#options
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_resolve, reject) => {
@@ -154,13 +154,21 @@ export class RedisBus implements TopicBus {
   async #connect (): Promise<void> {
     await Promise.all([this.#publisher.client.connect(), this.#subscriber.client.connect()])
     if (this.#options.sharded === false) return
-    const info = String(await this.#publisher.client.info('server'))
-    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
-    const supported = Number.parseInt(version, 10) >= 7
+    const supported = await this.#supportsSharded()
     if (this.#options.sharded === true && !supported) {
-      throw new Error(`websocket: option pubsub.redis.sharded is true but Redis at ${this.#options.name} is version ${version}; sharded pub/sub needs Redis >= 7`)
+      throw new Error(`websocket: option pubsub.redis.sharded is true but Redis at ${this.#options.name} has no sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7)`)
     }
     this.#sharded = supported
+  }
+
+  // Asks for the commands rather than the version: a server may rename or disable commands.
+  async #supportsSharded (): Promise<boolean> {
+    try {
+      const info = await this.#publisher.client.sendCommand(['COMMAND', 'INFO', 'SPUBLISH', 'SSUBSCRIBE'])
+      return Array.isArray(info) && info.every((entry) => Array.isArray(entry))
+    } catch {
+      return false // COMMAND itself disabled: assume the oldest
+    }
   }
 
   readonly #onMessage = (envelope: Buffer, channel: Buffer): void => {

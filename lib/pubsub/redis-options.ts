@@ -1,8 +1,17 @@
 // RedisBus options: their checks, defaults, and how a Redis is named in logs and errors.
 import type { createClient } from 'redis'
 
-/** A node-redis client made by the app with `createClient()`. */
+/** A node-redis client, as RedisBus uses its own. */
 export type RedisClient = ReturnType<typeof createClient>
+
+/**
+ * What RedisBus needs of a node-redis client the app made with `createClient()`, whatever its
+ * modules, scripts or RESP version: its options (to name it in logs) and `duplicate()`.
+ */
+export interface AppRedisClient {
+  readonly options?: { readonly url?: string, readonly socket?: object } | undefined
+  duplicate (...args: never[]): unknown
+}
 
 /** Where RedisBus finds Redis and how it uses it; `url` or `client` is required. */
 export interface RedisBusOptions {
@@ -12,7 +21,7 @@ export interface RedisBusOptions {
    * A client the app already has: RedisBus `duplicate()`s it (same address, credentials, TLS) for
    * its two connections and never uses or closes the app's own.
    */
-  client?: RedisClient
+  client?: AppRedisClient
   /** Prepended to every topic to make its Redis channel name. Default `'wsconn:'`. */
   channelPrefix?: string
   /**
@@ -35,7 +44,7 @@ export const DEFAULT_CONNECT_TIMEOUT = 5000
 
 /** RedisBusOptions checked, with defaults filled in. */
 export interface ResolvedRedisBusOptions {
-  readonly source: { readonly url: string } | { readonly client: RedisClient }
+  readonly source: { readonly url: string } | { readonly client: AppRedisClient }
   readonly channelPrefix: string
   readonly sharded: boolean | 'auto'
   readonly connectTimeout: number
@@ -90,7 +99,7 @@ function redactLoosely (url: string): string {
   return at === -1 ? url : url.slice(at + 1)
 }
 
-function nameOfClient (client: RedisClient): string {
+function nameOfClient (client: AppRedisClient): string {
   const { url, socket } = client.options ?? {}
   if (typeof url === 'string') return nameOfUrl(url)
   if (socket !== undefined && 'path' in socket && typeof socket.path === 'string') return `unix:${socket.path}`
