@@ -15,6 +15,9 @@ export type { RedisBusOptions } from './redis-options.js'
  */
 export const MAX_PENDING_PUBLISH_BYTES = 64 * 1024 * 1024
 
+/** How far apart the two connections' losses may be and still count as one Redis outage. */
+const OUTAGE_WINDOW_MS = 1000
+
 /**
  * A TopicBus over Redis pub/sub: every process using the same Redis (and channel prefix) receives
  * each publish at most once, in publish order per publisher and topic, byte for byte.
@@ -35,8 +38,6 @@ export class RedisBus implements TopicBus {
   #pendingBytes = 0
   #starting: Promise<void> | undefined
   #closing: Promise<void> | undefined
-  /** Publisher losses seen when the subscriber was last lost: tells a Redis outage from a dropped subscriber. */
-  #publisherLossesAtSubscriberLoss = 0
 
   /** Checks `options` (throwing TypeError/RangeError) and creates the connections; `ready()` opens them. */
   constructor (options: RedisBusOptions, deliver: BusDelivery, log: BusLogger) {
@@ -190,7 +191,6 @@ export class RedisBus implements TopicBus {
   }
 
   #onLost (link: RedisLink, cause: Error): void {
-    if (link === this.#subscriber) this.#publisherLossesAtSubscriberLoss = this.#publisher.losses
     const effect = link === this.#publisher
       ? 'publishes fail until it is back'
       : 'messages from other processes are not received until it is back'
@@ -201,7 +201,11 @@ export class RedisBus implements TopicBus {
     const fields = { redis: this.#options.name, connection: link.role }
     if (link === this.#subscriber) {
       this.#sync.resync()
-      if (this.#publisher.isUp && this.#publisher.losses === this.#publisherLossesAtSubscriberLoss) {
+      // Redis going away takes both connections within moments of each other; when the publisher
+      // stayed up throughout, Redis closed the subscriber alone, and for pub/sub that is what its
+      // output-buffer limit does to a subscriber that reads too slowly.
+      const publisherLostToo = this.#publisher.lostAt >= this.#subscriber.lostAt - OUTAGE_WINDOW_MS
+      if (this.#publisher.isUp && !publisherLostToo) {
         this.#log.warn(fields, 'websocket: pubsub Redis closed the subscriber connection while the server stayed reachable, most likely because this process read too slowly and exceeded Redis\'s client-output-buffer-limit for pubsub; resubscribed, but messages published meanwhile were lost (raise the limit or keep the event loop free)')
         return
       }

@@ -25,6 +25,8 @@ export class RedisLink {
   lastError: Error | undefined
   /** How many times the connection was lost after having been up. */
   losses = 0
+  /** When (performance.now()) the connection was last lost; -Infinity before any loss. */
+  lostAt = -Infinity
   #wasUp = false
 
   constructor (client: RedisClient, role: 'publisher' | 'subscriber', events: LinkEvents) {
@@ -37,6 +39,7 @@ export class RedisLink {
       } else if (this.#wasUp) {
         this.#wasUp = false
         this.losses++
+        this.lostAt = performance.now()
         events.lost(this, err)
       }
       // Otherwise a (re)connect attempt failed: reported by ready() at startup, and only once per

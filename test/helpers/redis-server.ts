@@ -30,6 +30,8 @@ process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
 export class RedisServer {
   readonly port: number
   readonly #extraArgs: string[]
+  /** Everything the server processes printed on this port so far (their log). */
+  log = ''
   #child: ChildProcess | undefined
 
   private constructor (port: number, extraArgs: string[]) {
@@ -57,13 +59,13 @@ export class RedisServer {
     this.#child = child
     running.add(child)
     child.once('exit', () => running.delete(child))
-    let output = ''
-    for await (const chunk of child.stdout!) {
-      output += String(chunk)
-      if (output.includes('Ready to accept connections')) break
-    }
-    if (!output.includes('Ready to accept connections')) throw new Error(`redis-server did not start:\n${output}`)
-    child.stdout!.resume()
+    const started = this.log.length
+    const ready = (): boolean => this.log.includes('Ready to accept connections', started)
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { this.log += chunk })
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', () => { if (ready()) resolve() })
+      child.once('exit', () => reject(new Error(`redis-server did not start:\n${this.log.slice(started)}`)))
+    })
   }
 
   /** Kills redis-server with SIGKILL (no goodbye to its clients) and waits until it is gone. */
