@@ -78,6 +78,7 @@ t.test('an app-given client is named by its address, never its credentials', asy
   t.equal(resolveRedisBusOptions({ client: createClient({ socket: { tls: true, host: 'db' } }) }).name, 'rediss://db:6379')
   t.equal(resolveRedisBusOptions({ client: createClient() }).name, 'redis://localhost:6379')
   t.equal(resolveRedisBusOptions({ client: createClient({ socket: { path: '/run/redis.sock', tls: false } }) }).name, 'unix:/run/redis.sock')
+  t.equal(resolveRedisBusOptions({ client: { duplicate () {} } }).name, 'redis://localhost:6379', 'a client-like object without options')
 })
 
 t.test('reconnect delays double up to about two seconds', async (t) => {

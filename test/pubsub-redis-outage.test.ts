@@ -2,6 +2,8 @@
 // reads too slowly: all with a real redis-server, killed and restarted on the same port.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { RedisBus, MAX_PENDING_PUBLISH_BYTES, type RedisBusOptions } from '../lib/pubsub/redis-bus.js'
 import type { BusDelivery } from '../lib/pubsub/bus.js'
 import { RedisServer, skipWithoutRedis } from './helpers/redis-server.js'
@@ -37,6 +39,21 @@ t.test('RedisBus when Redis fails', { skip: skipWithoutRedis }, async (t) => {
     t.equal(bus.ready(), bus.ready(), 'ready() is settled once')
     await bus.close()
     await t.rejects(bus.publish('x', text('x')), { message: 'websocket: pubsub is closed' })
+  })
+
+  t.test('ready() rejects within connectTimeout when the server accepts but never answers', async (t) => {
+    const sockets: Socket[] = []
+    const silent = createServer((socket) => { sockets.push(socket.on('data', () => {})) })
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    t.teardown(() => {
+      for (const socket of sockets) socket.destroy()
+      silent.close()
+    })
+    const { port } = silent.address() as AddressInfo
+    const bus = new RedisBus({ url: `redis://127.0.0.1:${port}`, connectTimeout: 300 }, () => {}, recordingLogger())
+    await t.rejects(bus.ready(), { message: `websocket: pubsub could not connect to Redis at redis://127.0.0.1:${port} within 300 ms` })
+    await bus.close()
   })
 
   t.test('Redis killed and restarted: publishes fail fast meanwhile, subscriptions come back by themselves', async (t) => {

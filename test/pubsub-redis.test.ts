@@ -2,6 +2,7 @@
 // in which order, on which channels, and what Redis itself reports through redis-cli.
 import t from 'tap'
 import { createClient } from 'redis'
+import { execFileSync } from 'node:child_process'
 import { RedisBus, type RedisBusOptions } from '../lib/pubsub/redis-bus.js'
 import type { BusDelivery } from '../lib/pubsub/bus.js'
 import { RedisServer, skipWithoutRedis } from './helpers/redis-server.js'
@@ -56,6 +57,8 @@ t.test('RedisBus on a real Redis', { skip: skipWithoutRedis }, async (t) => {
         { topic: 'room', message: { binary: false, data: Buffer.from('héllo ✓') } }
       ])
       t.same(a.received, [{ topic: 'room', message: { binary: false, data: Buffer.from('from b') } }], 'a bus never receives its own publishes')
+      busB.unsubscribe('room')
+      await waitFor(async () => await subscribers(redis, 'wsconn:room', shardedInUse) === 1, 'b unsubscribed')
     })
   }
 
@@ -101,6 +104,21 @@ t.test('RedisBus on a real Redis', { skip: skipWithoutRedis }, async (t) => {
     await publisher.publish('b', { binary: false, data: Buffer.from('on b') })
     await received.count(1)
     t.same(received.received.map(({ topic }) => topic), ['b'])
+  })
+
+  t.test('a message already on its way when its topic is unsubscribed is dropped', async (t) => {
+    const received = recordingDelivery()
+    const log = recordingLogger()
+    const bus = await startBus(t, { url: redis.url, sharded: false }, received.deliver, log)
+    bus.subscribe('gone')
+    await waitForChannels(redis, false, ['wsconn:gone'])
+    // redis-cli publishes while this process is blocked, so the message waits unread in the
+    // subscriber's socket while the topic is unsubscribed.
+    execFileSync('/usr/bin/redis-cli', ['-p', String(redis.port), 'PUBLISH', 'wsconn:gone', 'not even an envelope'])
+    bus.unsubscribe('gone')
+    await waitForChannels(redis, false, [])
+    t.same(received.received, [])
+    t.same(log.entries, [], 'not delivered, not even looked at')
   })
 
   t.test('a foreign message on a subscribed channel is ignored and logged once per topic', async (t) => {

@@ -34,9 +34,13 @@ export class RedisLink {
     this.role = role
     client.on('error', (err: Error) => {
       this.lastError = err
+      /* c8 ignore start -- node-redis emits errors on a live connection only for replies it cannot decode, which a real server does not send */
       if (client.isReady) {
         events.failed(this, err)
-      } else if (this.#wasUp) {
+        return
+      }
+      /* c8 ignore stop */
+      if (this.#wasUp) {
         this.#wasUp = false
         this.losses++
         this.lostAt = performance.now()

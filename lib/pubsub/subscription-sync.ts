@@ -33,7 +33,7 @@ export class SubscriptionSync {
   want (topic: string, wanted: boolean): void {
     if (wanted) this.#wanted.add(topic)
     else this.#wanted.delete(topic)
-    void this.#reconcile(topic)
+    this.#reconcile(topic)
   }
 
   /** Whether `topic` is wanted: messages on other topics are stragglers of a finished subscription. */
@@ -41,14 +41,9 @@ export class SubscriptionSync {
     return this.#wanted.has(topic)
   }
 
-  /** Topics Redis confirmed subscribed, for tests and diagnostics. */
-  get subscribed (): ReadonlySet<string> {
-    return this.#subscribed
-  }
-
   /** Brings every topic in line; run when the connection is (back) up. */
   resync (): void {
-    for (const topic of new Set([...this.#wanted, ...this.#subscribed])) void this.#reconcile(topic)
+    for (const topic of new Set([...this.#wanted, ...this.#subscribed])) this.#reconcile(topic)
   }
 
   /** Forgets every topic and sends no further commands (the connection is being closed). */
@@ -57,6 +52,7 @@ export class SubscriptionSync {
     this.#wanted.clear()
   }
 
+  // Never rejects: failures are reported through ops.failed or redone by resync().
   async #reconcile (topic: string): Promise<void> {
     // A busy topic is compared again when its command settles; a down link is resynced when it is up.
     if (this.#closed || this.#busy.has(topic) || !this.#link.isUp) return
