@@ -59,6 +59,7 @@ t.test('options: defaults, and clear errors for values that cannot work', async 
     [{ url: 'redis://a', client: createClient() }, /takes url or client, not both/, TypeError],
     [{ url: 42 }, /pubsub\.redis\.url must be a string, got number/, TypeError],
     [{ url: 'not a url :secret@x' }, /pubsub\.redis\.url is not a URL: "x"/, TypeError],
+    [{ url: 'nonsense' }, /pubsub\.redis\.url is not a URL: "nonsense"/, TypeError],
     [{ url: 'http://localhost' }, /must start with redis:\/\/ or rediss:\/\/, got http:\/\//, TypeError],
     [{ url: 'redis://a', channelPrefix: 1 }, /channelPrefix must be a string, got number/, TypeError],
     [{ url: 'redis://a', sharded: 'yes' }, /sharded must be true, false or 'auto', got yes/, TypeError],
