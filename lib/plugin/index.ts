@@ -39,7 +39,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
 
   fastify.decorate('websocketConnections', registry.connections)
   fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
-    return injectWS(fastify, path, injectOptions)
+    return injectWS(fastify, registry, path, injectOptions)
   })
   fastify.decorateRequest('ws', {
     getter (this: FastifyRequest): boolean {
