@@ -1,5 +1,5 @@
 import { Server as TlsServer } from 'node:tls'
-import type { FastifyInstance } from 'fastify'
+import { errorCodes, type FastifyInstance } from 'fastify'
 import type { Conn } from '../conn/conn.js'
 import { dial, type DialOptions } from '../dialer.js'
 import { createDuplexPair } from './duplex-pair.js'
@@ -19,7 +19,8 @@ const UNESCAPED_CHARACTERS = /[^\u0021-\u00ff]/
  * Opens a WebSocket connection to `fastify` without a listening port: an in-memory pipe is handed
  * to the HTTP server as a new connection, so the request goes through Node's HTTP parser, the
  * plugin's upgrade routing, the hooks and the handshake exactly like one from the network, and the
- * client side is the Dialer's, over that pipe. Readies the app first, as `app.inject` does.
+ * client side is the Dialer's, over that pipe. Readies the app first, and once `app.close()` has
+ * begun rejects with FST_ERR_REOPENED_CLOSE_SERVER, as `app.inject` does.
  * Resolves with the client Conn once the server side is listed in `websocketConnections` (or has
  * already closed); rejects as `dial` does (a HandshakeError with the status, headers and up to
  * 1 KiB of body when the server refuses).
@@ -32,6 +33,8 @@ export async function injectWS (fastify: FastifyInstance, registry: ConnectionRe
   // As light-my-request (app.inject) reads a path: relative to http://localhost, '//x' a path too.
   const url = path.startsWith('//') ? new URL('ws://localhost' + path) : new URL(path, 'ws://localhost')
   await fastify.ready()
+  // app.inject's answer once app.close() has begun.
+  if (registry.shuttingDown) throw new errorCodes.FST_ERR_REOPENED_CLOSE_SERVER()
   const [serverEnd, clientEnd] = createDuplexPair()
   const registered = registry.settled(serverEnd)
   const conn = await dial(url, {
