@@ -1,5 +1,5 @@
 // The README's "From @fastify/websocket" section: every row of its table has a code block, and
-// each block, read from README.md as written, runs against a listening server and is checked with
+// each block, read from README.md as written, type-checks and runs against a listening server, checked with
 // the `ws` client (or checks itself with assert). A block edited into something that no longer
 // works, or a row without its block, fails here.
 import t, { type Test } from 'tap'
@@ -230,6 +230,37 @@ t.test('every row of the table has its block, in order', async (t) => {
     t.ok(rows[i]?.split(' | ')[0]?.includes(check.row), `row ${i + 1} is the ${check.row} row`)
     t.equal(blocks[i]?.split('\n')[0], check.comment, `block ${i + 1} is its block`)
   }
+})
+
+t.test('the blocks compile as TypeScript against the package', async (t) => {
+  // Each block as the body of a function, with the names the README puts in scope imported.
+  const root = packageRoot()
+  const file = join(root, 'test', 'migration-blocks.ts')
+  const text = [
+    "import Fastify from 'fastify'",
+    "import assert from 'node:assert/strict'",
+    "import wsconn, { BinaryMessage, TextMessage } from '../lib/index.js'",
+    'void assert, BinaryMessage, TextMessage, wsconn',
+    ...blocks.map((block, i) => `export async function block${i + 1} (): Promise<void> {\nconst app = Fastify()\n${block}}`)
+  ].join('\n')
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    esModuleInterop: true,
+    types: ['node'],
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext
+  }
+  const host = ts.createCompilerHost(options)
+  const getSourceFile = host.getSourceFile.bind(host)
+  host.getSourceFile = (name, version, ...rest) => name === file ? ts.createSourceFile(name, text, version) : getSourceFile(name, version, ...rest)
+  const fileExists = host.fileExists.bind(host)
+  host.fileExists = (name) => name === file || fileExists(name)
+  const program = ts.createProgram([file], options, host)
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+  t.same(problems, [], 'no type errors')
 })
 
 for (const [i, check] of checks.entries()) {
