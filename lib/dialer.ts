@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn/conn.js'
 import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContainsValue } from './handshake.js'
+import { checkMilliseconds, checkSubprotocols } from './option-checks.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { acceptCompression, compressionOffer, resolveCompression, type CompressionOptions, type NegotiatedCompression } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
@@ -45,7 +46,6 @@ export interface DialOptions extends ConnOptions {
 
 // Request headers the handshake owns (lower case).
 const FORBIDDEN_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions']
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** The error a dial rejects with when its AbortSignal fires; `cause` is the signal's reason. */
 export class DialAbortError extends Error {
@@ -194,15 +194,8 @@ function merge (defaults: DialOptions, options: DialOptions): DialOptions {
 function validate (opts: DialOptions): void {
   resolveConnOptions(opts)
   resolveCompression(opts.compression)
-  const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
-  if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
-    throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
-  }
-  const protocols = opts.subprotocols ?? []
-  if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
-    throw new TypeError('websocket: option subprotocols must be an array of tokens')
-  }
-  if (new Set(protocols).size !== protocols.length) throw new TypeError('websocket: option subprotocols has duplicates')
+  checkMilliseconds('handshakeTimeout', opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT)
+  const protocols = checkSubprotocols(opts.subprotocols ?? [])
   const names = Object.keys(opts.headers ?? {})
   const bad = names.filter((n) => !isValidHeaderName(n))
   if (bad.length > 0) throw new TypeError(`websocket: invalid header name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`)

@@ -7,7 +7,7 @@ export {
 export type { DataMessageType, ControlMessageType, MessageType } from './protocol/constants.js'
 export {
   CloseError, ProtocolError, ReadLimitError, TimeoutError, CloseSentError, WriteClosedError, UsageError,
-  HandshakeError, isCloseError, isUnexpectedCloseError, PROTOCOL_ERROR_CODES
+  HandshakeError, PublishError, isCloseError, isUnexpectedCloseError, PROTOCOL_ERROR_CODES
 } from './protocol/errors.js'
 export type { ProtocolErrorCode, ProtocolErrorInfo } from './protocol/errors.js'
 export { formatCloseMessage, isValidReceivedCloseCode, closeCodeLabel } from './protocol/close.js'
@@ -17,8 +17,14 @@ export { MessageReader } from './conn/message-reader.js'
 export { MessageWriter } from './conn/message-writer.js'
 export { PreparedMessage } from './prepared-message.js'
 export type { Payload } from './protocol/framing.js'
-export type { ConnOptions } from './options.js'
-export { DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT } from './options.js'
+export type { ConnOptions, SlowConsumerPolicy } from './options.js'
+export {
+  DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_BUFFERED_AMOUNT
+} from './options.js'
+export { Hub, MAX_TOPIC_LENGTH } from './hub/hub.js'
+export type { HubOptions, PublishData, PublishOptions, PublishResult } from './hub/hub.js'
+export type { TopicBus, BusMessage, BusDelivery, BusLogger } from './pubsub/bus.js'
 export { SimpleBufferPool } from './buffer-pool.js'
 export type { BufferPool } from './buffer-pool.js'
 export { isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey } from './handshake.js'

@@ -5,9 +5,11 @@ import {
   checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey, originRefusalReason,
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
 } from './handshake.js'
+import { checkMilliseconds, checkOptionalFunction, checkSubprotocols } from './option-checks.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { negotiateCompression, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
+import { Hub } from './hub/hub.js'
 
 /** Default of `UpgraderOptions.handshakeTimeout`, in milliseconds. */
 export const DEFAULT_UPGRADE_TIMEOUT = 10_000
@@ -62,6 +64,8 @@ export interface UpgraderOptions extends ConnOptions {
    * accept is declined and the connection goes on uncompressed. Default false.
    */
   compression?: boolean | CompressionOptions
+  /** The hub whose topics the connections' `subscribe()` joins. Default none (`subscribe()` throws). */
+  hub?: Hub
 }
 
 // Headers the handshake itself owns; neither options.headers nor responseHeaders may set them.
@@ -69,7 +73,6 @@ const RESERVED_RESPONSE_HEADERS = new Set([
   'upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions',
   'content-length', 'transfer-encoding'
 ])
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Thrown inside an upgrade to refuse it with an HTTP status. */
 class Refusal {
@@ -175,6 +178,7 @@ export class Upgrader {
   readonly #subprotocols: readonly string[] | undefined
   readonly #extraHeaders: OutgoingHeaders
   readonly #compression: CompressionOptions | undefined
+  readonly #hub: Hub | undefined
 
   /** Validates `options` at once, throwing a RangeError or TypeError on misconfiguration. */
   constructor (options: UpgraderOptions = {}) {
@@ -183,21 +187,12 @@ export class Upgrader {
     this.#connOptions = connOptions
     this.#compression = resolveCompression(options.compression)
     this.#maxEarlyBytes = connOptions.readBufferSize
-    const timeout = options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT
-    if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
-      throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
-    }
-    this.#handshakeTimeout = timeout
-    if (options.subprotocols !== undefined) {
-      if (!Array.isArray(options.subprotocols) || options.subprotocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
-        throw new TypeError('websocket: option subprotocols must be an array of tokens')
-      }
-      this.#subprotocols = [...options.subprotocols]
-    }
+    if (options.hub !== undefined && !(options.hub instanceof Hub)) throw new TypeError('websocket: option hub must be a Hub')
+    this.#hub = options.hub
+    this.#handshakeTimeout = checkMilliseconds('handshakeTimeout', options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT)
+    if (options.subprotocols !== undefined) this.#subprotocols = checkSubprotocols(options.subprotocols)
     for (const name of ['checkOrigin', 'selectSubprotocol', 'onError'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') {
-        throw new TypeError(`websocket: option ${name} must be a function`)
-      }
+      checkOptionalFunction(name, options[name])
     }
     const problem = checkExtraHeaders(options.headers ?? {})
     if (problem !== undefined) throw new TypeError(`websocket: option headers: ${problem}`)
@@ -231,7 +226,7 @@ export class Upgrader {
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
       return new Conn(socket, {
-        ...hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression
+        ...hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { FST_WS_ROUTE_DECLARED_TOO_EARLY } from './errors.js'
 import { injectWS, type InjectWSOptions } from './inject.js'
 import { guardHandshakes } from '../handshake-guard.js'
+import { Hub, type PublishData, type PublishOptions } from '../hub/hub.js'
 import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
@@ -32,12 +33,23 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   validatePluginOptions(options)
   const gracePeriod = options.closeGracePeriod ?? DEFAULT_CLOSE_GRACE_PERIOD
   const registry = new ConnectionRegistry()
+  const hub = new Hub({ log: fastify.log })
   // Routes the onRoute hook never saw (declared before the plugin loaded) cannot be websocket
   // routes; an upgrade reaching one is refused loudly instead of being served as plain HTTP.
   // Warned once per route.
   const warned = new WeakSet<object>()
 
   fastify.decorate('websocketConnections', registry.connections)
+  fastify.decorate('websocketHub', hub)
+  fastify.decorate('websocketPublish', function (topic: string, data: PublishData, publishOptions?: PublishOptions) {
+    return hub.publish(topic, data, publishOptions)
+  })
+  fastify.decorate('websocketPublishJSON', function (topic: string, value: unknown, serialize?: (value: unknown) => string) {
+    return hub.publishJSON(topic, value, serialize)
+  })
+  fastify.decorate('websocketSubscriberCount', function (topic: string) {
+    return hub.subscriberCount(topic)
+  })
   fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
     return injectWS(fastify, registry, path, injectOptions)
   })
@@ -46,7 +58,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
       return getPendingUpgrade(this.raw) !== undefined
     }
   })
-  fastify.addHook('onRoute', createRouteHook(options, registry))
+  fastify.addHook('onRoute', createRouteHook(options, registry, hub))
   // A route the plugin's onRoute hook never saw refuses upgrades, and, when it was marked as
   // websocket-only (its handler expects a Conn), plain requests too.
   fastify.addHook('onRequest', function (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
@@ -70,10 +82,10 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   fastify.addHook('preClose', async function () {
     await registry.shutdown(gracePeriod)
   })
-  fastify.addHook('onClose', function (_instance, done) {
+  fastify.addHook('onClose', async function () {
     fastify.server.off('upgrade', onUpgrade)
     stopGuard()
-    done()
+    await hub.close()
   })
 }
 

@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Conn } from '../conn/conn.js'
 import { checkSameOrigin } from '../handshake.js'
-import type { ConnOptions } from '../options.js'
+import { checkMilliseconds } from '../option-checks.js'
+import { CONN_OPTION_NAMES, pickConnOptions, type ConnOptions } from '../options.js'
+import type { Hub } from '../hub/hub.js'
 import { Upgrader, type UpgraderOptions } from '../upgrader.js'
 import { resolveCompression, type CompressionOptions } from '../deflate/compression.js'
 
@@ -88,20 +90,29 @@ export interface RouteSettings {
   compression: CompressionOptions | undefined
 }
 
-const ROUTE_OPTION_NAMES = new Set<string>([
-  'readLimit', 'maxFragments', 'readBufferSize', 'writeBufferSize', 'writeBufferPool', 'validateUtf8', 'closeTimeout',
-  'checkOrigin', 'subprotocols', 'selectSubprotocol', 'handshakeTimeout', 'headers', 'compression', 'pingInterval',
-  'onInvalidMessage', 'errorHandler'
-])
+/** Route options that are not connection options: the handshake's, then the plugin's own. */
+// A Record of every key, so that this fails to compile when RouteWebsocketOptions gains an option not named here.
+const ROUTE_ONLY_OPTION_NAMES = Object.keys({
+  checkOrigin: true,
+  subprotocols: true,
+  selectSubprotocol: true,
+  handshakeTimeout: true,
+  headers: true,
+  compression: true,
+  pingInterval: true,
+  onInvalidMessage: true,
+  errorHandler: true
+} satisfies Record<Exclude<keyof RouteWebsocketOptions, keyof ConnOptions>, true>)
+
+const ROUTE_OPTION_NAMES = new Set<string>([...CONN_OPTION_NAMES, ...ROUTE_ONLY_OPTION_NAMES])
 // Keys Fastify itself puts in a plugin's options object.
 const REGISTER_OPTION_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Checks the plugin options, throwing a TypeError or RangeError that names the bad one. */
 export function validatePluginOptions (options: WsconnPluginOptions): void {
   checkKnownKeys(options, 'plugin option', (name) => PLUGIN_ONLY_OPTION_NAMES.has(name) || REGISTER_OPTION_NAMES.has(name))
-  checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
-  checkMilliseconds('headersTimeout', options.headersTimeout)
+  if (options.closeGracePeriod !== undefined) checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
+  if (options.headersTimeout !== undefined) checkMilliseconds('headersTimeout', options.headersTimeout)
   resolveRouteSettings(options, undefined)
 }
 
@@ -109,7 +120,7 @@ export function validatePluginOptions (options: WsconnPluginOptions): void {
  * Merges a route's `websocket` value over the plugin defaults (a route value replaces the plugin's;
  * nothing is merged deeper) and builds the route's Upgrader, so a bad setting fails at declaration.
  */
-export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: true | RouteWebsocketOptions | undefined): RouteSettings {
+export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: true | RouteWebsocketOptions | undefined, hub?: Hub): RouteSettings {
   const overrides = route === true || route === undefined ? {} : route
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
     throw new TypeError('websocket: the route option websocket must be true or an object')
@@ -119,7 +130,7 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
   for (const [name, value] of Object.entries(overrides)) {
     if (value !== undefined) (merged as Record<string, unknown>)[name] = value
   }
-  checkMilliseconds('pingInterval', merged.pingInterval)
+  if (merged.pingInterval !== undefined) checkMilliseconds('pingInterval', merged.pingInterval)
   const policy = merged.onInvalidMessage ?? 'close'
   if (policy !== 'close' && policy !== 'reject') {
     throw new TypeError(`websocket: option onInvalidMessage must be 'close' or 'reject', got ${JSON.stringify(policy)}`)
@@ -130,19 +141,15 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
   if (Array.isArray(merged.compression)) throw new TypeError('websocket: option compression must be a boolean or an object')
   const compression = resolveCompression(merged.compression)
   const upgrader = new Upgrader({
+    ...pickConnOptions(merged),
     readLimit: merged.readLimit ?? DEFAULT_PLUGIN_READ_LIMIT,
-    maxFragments: merged.maxFragments,
-    readBufferSize: merged.readBufferSize,
-    writeBufferSize: merged.writeBufferSize,
-    writeBufferPool: merged.writeBufferPool,
-    validateUtf8: merged.validateUtf8,
-    closeTimeout: merged.closeTimeout,
     checkOrigin: originChecker(merged.checkOrigin),
     subprotocols: merged.subprotocols,
     selectSubprotocol: merged.selectSubprotocol,
     handshakeTimeout: merged.handshakeTimeout,
     headers: merged.headers,
-    compression
+    compression,
+    hub
   })
   return {
     upgrader,
@@ -203,12 +210,5 @@ function checkKnownKeys (options: object, kind: string, alsoAllowed: (name: stri
       const hint = Object.hasOwn(MIGRATION_HINTS, name) ? ` (${MIGRATION_HINTS[name]!})` : ''
       throw new TypeError(`websocket: unknown ${kind} ${JSON.stringify(name)}${hint}`)
     }
-  }
-}
-
-function checkMilliseconds (name: string, value: number | undefined): void {
-  if (value === undefined) return
-  if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new RangeError(`websocket: option ${name} must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(value)}`)
   }
 }
