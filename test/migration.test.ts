@@ -109,13 +109,14 @@ const checks: Check[] = [
     }
   },
   {
-    comment: '// socket.send(...): the message type is named, not taken from the data',
+    comment: '// socket.send(...): conn.send takes the type from the data, as ws does; writeMessage names it and waits',
     row: 'socket.send(data)',
     async check (t, _app, url) {
       const ws = new WebSocket(`${url}/send`)
-      t.same(await messages(ws, 3), [
+      t.same(await messages(ws, 4), [
         { text: 'a string', isBinary: false },
         { text: '\u0001\u0002', isBinary: true },
+        { text: 'as binary', isBinary: true },
         { text: '{"ok":true}', isBinary: false }
       ])
       ws.close()
