@@ -1,5 +1,5 @@
 import { Server as TlsServer } from 'node:tls'
-import { errorCodes, type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Conn } from '../conn/conn.js'
 import { dial, type DialOptions } from '../dialer.js'
 import { createDuplexPair } from './duplex-pair.js'
@@ -33,8 +33,12 @@ export async function injectWS (fastify: FastifyInstance, registry: ConnectionRe
   // As light-my-request (app.inject) reads a path: relative to http://localhost, '//x' a path too.
   const url = path.startsWith('//') ? new URL('ws://localhost' + path) : new URL(path, 'ws://localhost')
   await fastify.ready()
-  // app.inject's answer once app.close() has begun.
-  if (registry.shuttingDown) throw new errorCodes.FST_ERR_REOPENED_CLOSE_SERVER()
+  if (registry.shuttingDown) {
+    // app.inject's answer once app.close() has begun; loaded here only, so that importing the
+    // package (for its core API, say) does not load Fastify.
+    const { errorCodes } = await import('fastify')
+    throw new errorCodes.FST_ERR_REOPENED_CLOSE_SERVER()
+  }
   const [serverEnd, clientEnd] = createDuplexPair()
   const registered = registry.settled(serverEnd)
   const conn = await dial(url, {
