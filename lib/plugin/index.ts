@@ -62,7 +62,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
     return hub.subscriberCount(topic)
   })
   fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
-    return injectWS(fastify, path, injectOptions)
+    return injectWS(fastify, registry, path, injectOptions)
   })
   fastify.decorateRequest('ws', {
     getter (this: FastifyRequest): boolean {
