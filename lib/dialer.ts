@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import { Conn } from './conn/conn.js'
 import { computeAcceptKey, isValidHeaderName, parseSubprotocols, tokenListContainsValue } from './handshake.js'
+import { checkMilliseconds, checkSubprotocols } from './option-checks.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { compressionOffer, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
@@ -38,11 +39,16 @@ export interface DialOptions extends ConnOptions {
    * decline; an answer outside the offer fails the handshake. Default false.
    */
   compression?: boolean | CompressionOptions
+  /**
+   * Makes the connection the handshake runs over instead of a TCP or TLS socket (`tls` is then
+   * unused): called once per dial with the URL, it returns the Duplex to use, such as an in-memory
+   * pipe or an already open tunnel; a throw rejects the dial with that error.
+   */
+  createConnection?: (url: URL) => Duplex
 }
 
 // Request headers the handshake owns (lower case).
 const FORBIDDEN_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions']
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 export { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY }
 
@@ -75,15 +81,17 @@ export class Dialer {
     const key = randomBytes(16).toString('base64')
     const headers = buildHeaders(target, key, opts)
     const secure = target.protocol === 'wss:'
+    const createConnection = opts.createConnection
     const requestOptions: https.RequestOptions = {
-      ...(secure ? opts.tls : {}),
+      ...(secure && createConnection === undefined ? opts.tls : {}),
       host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
       // '' for the scheme's default port, for which Node uses the agent's (80 for http, 443 for https).
       port: target.port,
       path: target.pathname + target.search,
       method: 'GET',
       headers,
-      agent: false
+      // Node uses createConnection only when no agent is given (agent: false makes one).
+      ...(createConnection === undefined ? { agent: false } : { createConnection: () => createConnection(target) })
     }
     const connOptions = resolveConnOptions(opts)
     const offered = offeredSubprotocols(opts)
@@ -185,15 +193,8 @@ function merge (defaults: DialOptions, options: DialOptions): DialOptions {
 function validate (opts: DialOptions): void {
   resolveConnOptions(opts)
   resolveCompression(opts.compression)
-  const timeout = opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT
-  if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
-    throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
-  }
-  const protocols = opts.subprotocols ?? []
-  if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
-    throw new TypeError('websocket: option subprotocols must be an array of tokens')
-  }
-  if (new Set(protocols).size !== protocols.length) throw new TypeError('websocket: option subprotocols has duplicates')
+  checkMilliseconds('handshakeTimeout', opts.handshakeTimeout ?? DEFAULT_DIAL_TIMEOUT)
+  const protocols = checkSubprotocols(opts.subprotocols ?? [])
   const names = Object.keys(opts.headers ?? {})
   const bad = names.filter((n) => !isValidHeaderName(n))
   if (bad.length > 0) throw new TypeError(`websocket: invalid header name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
@@ -211,6 +212,12 @@ function validate (opts: DialOptions): void {
   if (opts.http2 !== undefined && typeof opts.http2 !== 'boolean') throw new TypeError('websocket: option http2 must be a boolean')
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError('websocket: option signal must be an AbortSignal')
+  }
+  if (opts.createConnection !== undefined && typeof opts.createConnection !== 'function') {
+    throw new TypeError('websocket: option createConnection must be a function')
+  }
+  if (opts.createConnection !== undefined && opts.http2 === true) {
+    throw new TypeError('websocket: options createConnection and http2 cannot be combined (an HTTP/2 dial opens its own session)')
   }
 }
 

@@ -18,14 +18,16 @@ import {
   DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT, SimpleBufferPool,
   isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
   DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
-  DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT
+  DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
+  PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
 } from './index.js'
 import type {
   DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
   Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
   RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
   TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
-  HandshakeGuardOptions, GuardedServer
+  HandshakeGuardOptions, GuardedServer, SlowConsumerPolicy, HubOptions, PublishData, PublishOptions, PublishResult,
+  TopicBus, BusMessage, BusDelivery, BusLogger, RedisBusOptions, PubSubOptions
 } from './index.js'
 
 /** The fastify-wsconn plugin: the same function as its `default` and `fastifyWsconn` properties. */
@@ -45,14 +47,16 @@ declare namespace fastifyWsconn {
     DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT,
     SimpleBufferPool, isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
     DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
-    DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT
+    DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
+    PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
   }
   export type {
     DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
     Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
     RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
     TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
-    HandshakeGuardOptions, GuardedServer
+    HandshakeGuardOptions, GuardedServer, SlowConsumerPolicy, HubOptions, PublishData, PublishOptions, PublishResult,
+    TopicBus, BusMessage, BusDelivery, BusLogger, RedisBusOptions, PubSubOptions
   }
 }
 

@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
+import { MAX_TIMER_MS, checkMilliseconds } from './option-checks.js'
 
 /** Default of `HandshakeGuardOptions.headersTimeout`, in milliseconds. */
 export const DEFAULT_HEADERS_TIMEOUT = 10_000
@@ -22,7 +23,6 @@ export interface HandshakeGuardOptions {
 /** Anything `guardHandshakes` accepts: an HTTP or HTTPS server of node:http / node:https. */
 export type GuardedServer = HttpServer | HttpsServer
 
-const MAX_TIMER_MS = 2 ** 31 - 1
 // Node emits these instead of 'request' for some requests, but only when someone listens: a
 // listener of ours alone would change how Node answers them (an Upgrade header would no longer be
 // ignored, say), so the guard listens to each one only while the application does.
@@ -58,10 +58,7 @@ export function guardHandshakes (server: GuardedServer, options: HandshakeGuardO
   if (server === null || typeof server !== 'object' || typeof server.on !== 'function') {
     throw new TypeError('guardHandshakes: server must be a node:http or node:https server')
   }
-  const timeout = options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT
-  if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
-    throw new RangeError(`websocket: option headersTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
-  }
+  const timeout = checkMilliseconds('headersTimeout', options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT)
   if (timeout === 0) return () => {}
   const guard = new HandshakeGuard(server, timeout)
   return () => { guard.stop() }

@@ -7,7 +7,7 @@ export {
 export type { DataMessageType, ControlMessageType, MessageType } from './protocol/constants.js'
 export {
   CloseError, ProtocolError, ReadLimitError, TimeoutError, CloseSentError, WriteClosedError, UsageError,
-  HandshakeError, isCloseError, isUnexpectedCloseError, PROTOCOL_ERROR_CODES
+  HandshakeError, PublishError, isCloseError, isUnexpectedCloseError, PROTOCOL_ERROR_CODES
 } from './protocol/errors.js'
 export type { ProtocolErrorCode, ProtocolErrorInfo } from './protocol/errors.js'
 export { formatCloseMessage, isValidReceivedCloseCode, closeCodeLabel } from './protocol/close.js'
@@ -17,8 +17,16 @@ export { MessageReader } from './conn/message-reader.js'
 export { MessageWriter } from './conn/message-writer.js'
 export { PreparedMessage } from './prepared-message.js'
 export type { Payload } from './protocol/framing.js'
-export type { ConnOptions } from './options.js'
-export { DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT } from './options.js'
+export type { ConnOptions, SlowConsumerPolicy } from './options.js'
+export {
+  DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_BUFFERED_AMOUNT
+} from './options.js'
+export { Hub, MAX_TOPIC_LENGTH } from './hub/hub.js'
+export type { HubOptions, PublishData, PublishOptions, PublishResult } from './hub/hub.js'
+export type { TopicBus, BusMessage, BusDelivery, BusLogger } from './pubsub/bus.js'
+export { RedisBus } from './pubsub/redis-bus.js'
+export type { RedisBusOptions } from './pubsub/redis-bus.js'
 export { SimpleBufferPool } from './buffer-pool.js'
 export type { BufferPool } from './buffer-pool.js'
 export { isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey } from './handshake.js'
@@ -30,7 +38,7 @@ export { Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT } from './dialer.js'
 export type { DialOptions } from './dialer.js'
 export { fastifyWsconn, MessageValidationError, DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD } from './plugin/index.js'
 export type {
-  WsconnPluginOptions, RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
+  WsconnPluginOptions, RouteWebsocketOptions, PubSubOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
   InjectWSOptions, TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
 } from './plugin/index.js'
 import { fastifyWsconn } from './plugin/index.js'

@@ -1,4 +1,5 @@
 import type { BufferPool } from './buffer-pool.js'
+import { checkInteger } from './option-checks.js'
 
 /** Settings of one connection; every field is optional and has the default shown. */
 export interface ConnOptions {
@@ -24,6 +25,49 @@ export interface ConnOptions {
   validateUtf8?: boolean
   /** Milliseconds `close()` waits for the peer's close frame and TCP end before destroying. Default 5000. */
   closeTimeout?: number
+  /**
+   * Slow-consumer limit: bytes queued for writing plus bytes the socket has not yet written
+   * (`conn.bufferedAmount`) beyond which `send()` and topic publishes are refused for this
+   * connection, as `slowConsumerPolicy` says. A message sent when nothing is buffered is never
+   * refused for its size; awaited writes (`writeMessage`, `writeJSON`, ...) are never refused,
+   * they wait. 0 means no limit. Default 4 MiB.
+   */
+  maxBufferedAmount?: number
+  /**
+   * What happens to a `send()` or publish over `maxBufferedAmount`: `'close'` closes the
+   * connection with 1008 and a reason naming the limit; `'drop'` skips the message and counts it
+   * in `conn.droppedMessages`. Default `'close'`.
+   */
+  slowConsumerPolicy?: SlowConsumerPolicy
+}
+
+/** What is done with a message for a connection over its `maxBufferedAmount`; see ConnOptions. */
+export type SlowConsumerPolicy = 'close' | 'drop'
+
+/**
+ * The name of every connection option, in one list: the plugin's route options and what the
+ * plugin hands to its Upgrader are derived from it, so a new option is declared once.
+ */
+export const CONN_OPTION_NAMES = Object.keys({
+  // A Record of every key, so that this fails to compile when ConnOptions gains an option not named here.
+  readLimit: true,
+  maxFragments: true,
+  readBufferSize: true,
+  writeBufferSize: true,
+  writeBufferPool: true,
+  validateUtf8: true,
+  closeTimeout: true,
+  maxBufferedAmount: true,
+  slowConsumerPolicy: true
+} satisfies Record<keyof ConnOptions, true>) as ReadonlyArray<keyof ConnOptions>
+
+/** The connection options among `options` (undefined ones left out). */
+export function pickConnOptions (options: ConnOptions): ConnOptions {
+  const picked: Record<string, unknown> = {}
+  for (const name of CONN_OPTION_NAMES) {
+    if (options[name] !== undefined) picked[name] = options[name]
+  }
+  return picked as ConnOptions
 }
 
 /** Default of `ConnOptions.readLimit`: 16 MiB. */
@@ -36,6 +80,8 @@ export const DEFAULT_READ_BUFFER_SIZE = 1024 * 1024
 export const DEFAULT_WRITE_BUFFER_SIZE = 4096
 /** Default of `ConnOptions.closeTimeout`. */
 export const DEFAULT_CLOSE_TIMEOUT = 5000
+/** Default of `ConnOptions.maxBufferedAmount`: 4 MiB. */
+export const DEFAULT_MAX_BUFFERED_AMOUNT = 4 * 1024 * 1024
 
 /** ConnOptions with every default filled in. */
 export type ResolvedConnOptions = Required<Omit<ConnOptions, 'writeBufferPool'>> & { writeBufferPool: BufferPool | undefined }
@@ -55,19 +101,19 @@ export function resolveConnOptions (options: ConnOptions = {}): ResolvedConnOpti
     writeBufferSize: options.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE,
     writeBufferPool: options.writeBufferPool,
     validateUtf8: options.validateUtf8 ?? true,
-    closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+    closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+    maxBufferedAmount: options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
+    slowConsumerPolicy: options.slowConsumerPolicy ?? 'close'
   }
   checkInteger('readLimit', resolved.readLimit, 0)
   checkInteger('maxFragments', resolved.maxFragments, 1)
   checkInteger('readBufferSize', resolved.readBufferSize, 1)
   checkInteger('writeBufferSize', resolved.writeBufferSize, 1)
   checkInteger('closeTimeout', resolved.closeTimeout, 0)
+  checkInteger('maxBufferedAmount', resolved.maxBufferedAmount, 0)
+  if (resolved.slowConsumerPolicy !== 'close' && resolved.slowConsumerPolicy !== 'drop') {
+    throw new TypeError(`websocket: option slowConsumerPolicy must be 'close' or 'drop', got ${JSON.stringify(resolved.slowConsumerPolicy)}`)
+  }
   resolvedOnce.add(resolved)
   return resolved
-}
-
-function checkInteger (name: string, value: number, min: number): void {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`websocket: option ${name} must be an integer >= ${min}, got ${String(value)}`)
-  }
 }

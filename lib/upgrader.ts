@@ -1,14 +1,16 @@
 import type { IncomingMessage } from 'node:http'
 import type { Http2ServerRequest } from 'node:http2'
 import type { Duplex } from 'node:stream'
-import { Conn } from './conn/conn.js'
+import { Conn, type ConnHooks } from './conn/conn.js'
 import {
   checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey, originRefusalReason,
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
 } from './handshake.js'
+import { checkMilliseconds, checkOptionalFunction, checkSubprotocols } from './option-checks.js'
 import { resolveConnOptions, type ConnOptions } from './options.js'
 import { negotiateCompression, resolveCompression, type CompressionOptions } from './deflate/compression.js'
 import { HandshakeError, TimeoutError } from './protocol/errors.js'
+import { Hub } from './hub/hub.js'
 import { http2Headers, refuseStream } from './http2/respond.js'
 
 /** Default of `UpgraderOptions.handshakeTimeout`, in milliseconds. */
@@ -64,6 +66,8 @@ export interface UpgraderOptions extends ConnOptions {
    * accept is declined and the connection goes on uncompressed. Default false.
    */
   compression?: boolean | CompressionOptions
+  /** The hub whose topics the connections' `subscribe()` joins. Default none (`subscribe()` throws). */
+  hub?: Hub
 }
 
 // Headers the handshake itself owns; neither options.headers nor responseHeaders may set them.
@@ -71,7 +75,6 @@ const RESERVED_RESPONSE_HEADERS = new Set([
   'upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions',
   'content-length', 'transfer-encoding'
 ])
-const MAX_TIMER_MS = 2 ** 31 - 1
 const EMPTY = Buffer.alloc(0)
 
 /** Thrown inside an upgrade to refuse it with an HTTP status. */
@@ -178,6 +181,7 @@ export class Upgrader {
   readonly #subprotocols: readonly string[] | undefined
   readonly #extraHeaders: OutgoingHeaders
   readonly #compression: CompressionOptions | undefined
+  readonly #hub: Hub | undefined
 
   /** Validates `options` at once, throwing a RangeError or TypeError on misconfiguration. */
   constructor (options: UpgraderOptions = {}) {
@@ -186,21 +190,12 @@ export class Upgrader {
     this.#connOptions = connOptions
     this.#compression = resolveCompression(options.compression)
     this.#maxEarlyBytes = connOptions.readBufferSize
-    const timeout = options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT
-    if (!Number.isSafeInteger(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
-      throw new RangeError(`websocket: option handshakeTimeout must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(timeout)}`)
-    }
-    this.#handshakeTimeout = timeout
-    if (options.subprotocols !== undefined) {
-      if (!Array.isArray(options.subprotocols) || options.subprotocols.some((p) => typeof p !== 'string' || !isValidHeaderName(p))) {
-        throw new TypeError('websocket: option subprotocols must be an array of tokens')
-      }
-      this.#subprotocols = [...options.subprotocols]
-    }
+    if (options.hub !== undefined && !(options.hub instanceof Hub)) throw new TypeError('websocket: option hub must be a Hub')
+    this.#hub = options.hub
+    this.#handshakeTimeout = checkMilliseconds('handshakeTimeout', options.handshakeTimeout ?? DEFAULT_UPGRADE_TIMEOUT)
+    if (options.subprotocols !== undefined) this.#subprotocols = checkSubprotocols(options.subprotocols)
     for (const name of ['checkOrigin', 'selectSubprotocol', 'onError'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') {
-        throw new TypeError(`websocket: option ${name} must be a function`)
-      }
+      checkOptionalFunction(name, options[name])
     }
     const problem = checkExtraHeaders(options.headers ?? {})
     if (problem !== undefined) throw new TypeError(`websocket: option headers: ${problem}`)
@@ -212,8 +207,11 @@ export class Upgrader {
    * been written; otherwise the HTTP refusal has been written, the socket is closed, and the
    * promise rejects with a HandshakeError carrying the status (0 when the socket failed or timed out,
    * or when the client closed its side, sending FIN, before the 101: such a socket is destroyed).
+   * `hooks` are for code built on the Upgrader (the plugin): given to the Conn when it is made.
    */
-  async upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
+  async upgrade (
+    req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}, hooks: ConnHooks = {}
+  ): Promise<Conn> {
     if (socket.destroyed) throw new HandshakeError('socket already closed', 0)
     // A client that half-closed before the 101 can never answer a close frame. Node may have
     // reported its FIN already (the socket was not read since the request), so no event will come.
@@ -231,7 +229,7 @@ export class Upgrader {
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
       return new Conn(socket, {
-        isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression
+        ...hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure
@@ -253,9 +251,9 @@ export class Upgrader {
    * of Host for the origin check. Resolves to a server Conn over `req.stream` once the 200 is
    * sent; otherwise the refusal is the stream's response and the promise rejects with a
    * HandshakeError as `upgrade`'s does. Only the stream is ever ended or reset, never its session.
-   * `onError` applies to HTTP/1.1 only.
+   * `onError` applies to HTTP/1.1 only; `hooks` are `upgrade`'s.
    */
-  async upgradeStream (req: Http2ServerRequest, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
+  async upgradeStream (req: Http2ServerRequest, responseHeaders: Record<string, string | string[]> = {}, hooks: ConnHooks = {}): Promise<Conn> {
     const stream = req.stream
     if (stream.destroyed || stream.closed) throw new HandshakeError('stream already closed', 0)
     if (stream.readableEnded) {
@@ -281,7 +279,7 @@ export class Upgrader {
       }
       attempt.release()
       return new Conn(stream, {
-        isServer: true, head: attempt.head(EMPTY), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression
+        ...hooks, isServer: true, head: attempt.head(EMPTY), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure

@@ -2,6 +2,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { constants as http2constants, createServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
+import { PassThrough } from 'node:stream'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { Dialer, dial, DialAbortError } from '../lib/dialer.js'
 import { fastifyWsconn } from '../lib/plugin/index.js'
@@ -117,6 +118,7 @@ t.test('dial with http2: a server without extended CONNECT, a forbidden header, 
   await open.close()
   await sessionsClosed(1)
   t.throws(() => new Dialer({ http2: 'yes' as unknown as boolean }), { name: 'TypeError', message: /option http2 must be a boolean/ })
+  t.throws(() => new Dialer({ http2: true, createConnection: () => new PassThrough() }), { name: 'TypeError', message: /createConnection and http2 cannot be combined/ })
 })
 
 t.test('dial with http2 against a server that misbehaves', async (t) => {

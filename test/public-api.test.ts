@@ -60,6 +60,11 @@ const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number' | 'object'>
   DEFAULT_READ_BUFFER_SIZE: 'number',
   DEFAULT_WRITE_BUFFER_SIZE: 'number',
   DEFAULT_CLOSE_TIMEOUT: 'number',
+  DEFAULT_MAX_BUFFERED_AMOUNT: 'number',
+  Hub: 'class',
+  MAX_TOPIC_LENGTH: 'number',
+  PublishError: 'class',
+  RedisBus: 'class',
   SimpleBufferPool: 'class',
   isWebSocketUpgrade: 'function',
   parseSubprotocols: 'function',
@@ -110,6 +115,8 @@ const DOCUMENTED_DEFAULTS: Record<string, number> = {
   DEFAULT_READ_BUFFER_SIZE: 1024 * 1024,
   DEFAULT_WRITE_BUFFER_SIZE: 4096,
   DEFAULT_CLOSE_TIMEOUT: 5000,
+  DEFAULT_MAX_BUFFERED_AMOUNT: 4 * 1024 * 1024,
+  MAX_TOPIC_LENGTH: 1024,
   DEFAULT_UPGRADE_TIMEOUT: 10_000,
   DEFAULT_HEADERS_TIMEOUT: 10_000,
   DEFAULT_DIAL_TIMEOUT: 45_000,
@@ -233,7 +240,8 @@ const OTHER_CODES: Record<string, string> = {
   ERR_WS_WRITE_CLOSED: 'WriteClosedError',
   ERR_WS_USAGE: 'UsageError',
   ERR_WS_HANDSHAKE: 'HandshakeError',
-  ERR_WS_INVALID_MESSAGE: 'MessageValidationError'
+  ERR_WS_INVALID_MESSAGE: 'MessageValidationError',
+  ERR_WS_PUBLISH: 'PublishError'
 }
 
 t.test('every error code is listed once, with its close code, in PROTOCOL_ERROR_CODES and the README', async (t) => {

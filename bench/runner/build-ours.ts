@@ -1,13 +1,15 @@
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT } from './procs.js'
 
 /**
  * Where lib/ is compiled for the bench: a tool cache under node_modules, which git and ESLint
- * ignore, and from which the compiled plugin still resolves fastify and fastify-plugin.
+ * ignore, and from which the compiled plugin still resolves fastify and fastify-plugin. One per
+ * checkout, since git worktrees may share one node_modules.
  */
-export const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'fastify-wsconn-bench', 'lib')
+export const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'fastify-wsconn-bench', createHash('sha256').update(ROOT).digest('hex').slice(0, 12), 'lib')
 
 /**
  * Compiles lib/ with tsc, as `npm run build` does for the published package, so that "ours" runs

@@ -50,7 +50,7 @@ export const SCENARIOS: Scenario[] = [
   {
     key: 'f',
     letter: 'f',
-    title: 'broadcast 1 KiB to N conns (ours: PreparedMessage; ws, @fastify/websocket: loop of ws.send; TCP: loop of write)',
+    title: 'broadcast 1 KiB to N conns (ours: one publish to a topic all subscribed to; ws, @fastify/websocket: loop of ws.send; TCP: loop of write)',
     mode: 'broadcast',
     compress: false,
     metric: 'rate',

@@ -1,5 +1,6 @@
 import type { Upgrader as UpgraderClass, UpgraderOptions } from '../../lib/upgrader.js'
 import type { PreparedMessage as PreparedMessageClass } from '../../lib/prepared-message.js'
+import type { Hub as HubClass } from '../../lib/hub/hub.js'
 import path from 'node:path'
 
 /** The parts of this repository the bench server uses, loaded from source or from a tsc build. */
@@ -7,6 +8,7 @@ export interface OursRuntime {
   Upgrader: new (options?: UpgraderOptions) => UpgraderClass
   PreparedMessage: new (type: 1 | 2, data: Buffer) => PreparedMessageClass
   TextMessage: 1
+  Hub: new () => HubClass
   /** Where lib/ was loaded from, for the report. */
   source: string
   /** The Fastify plugin, or why it cannot be used. */
@@ -23,10 +25,12 @@ export async function loadOurs (root = process.env.BENCH_OURS_ROOT ?? path.join(
   const upgrader = await load(root, 'upgrader.js')
   const prepared = await load(root, 'prepared-message.js')
   const constants = await load(root, 'protocol/constants.js')
+  const hub = await load(root, 'hub/hub.js')
   return {
     Upgrader: upgrader.Upgrader as OursRuntime['Upgrader'],
     PreparedMessage: prepared.PreparedMessage as OursRuntime['PreparedMessage'],
     TextMessage: constants.TextMessage as 1,
+    Hub: hub.Hub as OursRuntime['Hub'],
     source: path.relative(path.join(__dirname, '..', '..'), root),
     plugin: await loadPlugin(root)
   }

@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import type { Conn } from '../../lib/conn/conn.js'
-import type { PreparedMessage } from '../../lib/prepared-message.js'
 import type { UpgraderOptions } from '../../lib/upgrader.js'
 import { loadOurs } from './ours-runtime.js'
 import { ignore, type BenchServer, type ServerSettings } from './types.js'
 
 const READ_LIMIT = 64 * 1024 * 1024
+const BROADCAST_TOPIC = 'broadcast'
 
 /** Which path "ours" takes: the plugin when it can be loaded (auto), or the bare Upgrader. */
 export type OursVia = 'auto' | 'plugin' | 'upgrader'
@@ -18,11 +18,10 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
   const app = Fastify({ logger: false })
   const conns = new Set<Conn>()
   const ours = await loadOurs()
-  const prepared = new ours.PreparedMessage(ours.TextMessage, settings.broadcastPayload)
   const handle = (conn: Conn): void => {
     conns.add(conn)
     conn.closed.then(() => conns.delete(conn), ignore)
-    if (settings.mode === 'broadcast') broadcastOnMessage(conn, conns, prepared).catch(ignore)
+    if (settings.mode === 'broadcast') broadcastOnMessage(conn, settings.broadcastPayload).catch(ignore)
     else echo(conn).catch(ignore)
   }
   // readLimit: the plugin's default (1 MiB) would refuse scenario (d)'s frames; ws allows 100 MiB.
@@ -35,7 +34,7 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
     impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}`
   } else {
     if (via === 'plugin') throw new Error(`--ours=plugin but the plugin cannot be used: ${plugin.error}`)
-    const upgrader = new ours.Upgrader(options as UpgraderOptions)
+    const upgrader = new ours.Upgrader({ ...options, hub: new ours.Hub() } as UpgraderOptions)
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       upgrader.upgrade(req, socket, head).then(handle, ignore)
     })
@@ -54,12 +53,14 @@ async function echo (conn: Conn): Promise<void> {
   }
 }
 
-/** Any message triggers one PreparedMessage written to every connection. */
-async function broadcastOnMessage (conn: Conn, conns: Set<Conn>, prepared: PreparedMessage): Promise<void> {
+/** Every connection subscribes to one topic; any message triggers one publish of the payload to it. */
+async function broadcastOnMessage (conn: Conn, payload: Buffer): Promise<void> {
+  conn.subscribe(BROADCAST_TOPIC)
   try {
     for (;;) {
       await conn.readMessage()
-      for (const peer of conns) peer.writePreparedMessage(prepared).catch(ignore)
+      // As an application publishes: a string is a text message, framed once for every subscriber.
+      conn.publish(BROADCAST_TOPIC, payload.toString()).catch(ignore)
     }
   } catch {
     conn.terminate()

@@ -5,26 +5,38 @@ import { PerMessageDeflate } from '../deflate/codec.js'
 import type { AgreedParams } from '../deflate/negotiation.js'
 import { checkLevel, type PerMessageDeflateOptions } from '../deflate/options.js'
 import { resolveConnOptions, type ConnOptions } from '../options.js'
-import type { PreparedMessage } from '../prepared-message.js'
+import { PreparedMessage } from '../prepared-message.js'
 import {
   BinaryMessage, CloseMessage, PingMessage, PongMessage, TextMessage,
   type ControlMessageType, type DataMessageType, type MessageType
 } from '../protocol/constants.js'
 import { CloseError, UsageError, WriteClosedError, stackless } from '../protocol/errors.js'
-import type { Payload } from '../protocol/framing.js'
+import type { Hub, PublishData, PublishOptions, PublishResult } from '../hub/hub.js'
+import { BAD_PAYLOAD, payloadLength, toPayload, type Payload } from '../protocol/framing.js'
 import { rejected } from '../settle.js'
 import { ConnClosing } from './close.js'
 import { readJSON, writeJSON, type JsonCodec } from './json.js'
 import type { MessageReader } from './message-reader.js'
 import type { MessageWriter } from './message-writer.js'
 import { ConnReader, ReadKind, type CloseHandler, type ControlHandler, type Message, type ReadOptions } from './read.js'
-import { ConnWriter, controlPayload } from './write.js'
+import { Admission, ConnWriter, controlPayload } from './write.js'
 
 export type { CloseHandler, ControlHandler, Message, ReadOptions } from './read.js'
 export type { JsonCodec } from './json.js'
 
+/**
+ * What code built on a Conn (the plugin) gives it when it is made, instead of changing it from
+ * outside later: both are fixed for the connection's life.
+ */
+export interface ConnHooks {
+  /** How `readJSON`/`writeJSON` turn messages into values and back; plain JSON when absent. */
+  json?: JsonCodec
+  /** Sees every pong before the application's pong handler, which stays the application's to set. */
+  pongObserver?: (data: Buffer) => void
+}
+
 /** How a connection came to be; built by `Upgrader` and `Dialer`. */
-export interface ConnInit {
+export interface ConnInit extends ConnHooks {
   isServer: boolean
   /** Bytes that arrived after the HTTP handshake; parsed before anything else. */
   head?: Buffer
@@ -37,6 +49,8 @@ export interface ConnInit {
   options?: ConnOptions
   /** permessage-deflate as negotiated by the handshake; absent when it was not. */
   compression?: { params: AgreedParams, options?: PerMessageDeflateOptions }
+  /** The hub whose topics `subscribe()` joins; absent when the connection has none. */
+  hub?: Hub
 }
 
 interface HandshakeAgreement {
@@ -50,11 +64,14 @@ const NOTHING_AGREED: HandshakeAgreement = Object.freeze({ subprotocol: '', exte
 /** Where a socket keeps its connection, so one set of listener functions serves every socket. */
 const kConn = Symbol('fastify-wsconn.conn')
 type ConnSocket = Duplex & { [kConn]: Conn }
-let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
+let offerToConn!: (conn: Conn, message: PreparedMessage) => Admission
 
-/** Makes `readJSON`/`writeJSON` of `conn` go through `codec` (undefined restores plain JSON). */
-export function useJsonCodec (conn: Conn, codec: JsonCodec | undefined): void {
-  setJsonCodec(conn, codec)
+/**
+ * Offers a published message to `conn` under its slow-consumer limit, closing it when it is over
+ * the limit with the `'close'` policy; for the Hub, which counts the outcomes.
+ */
+export function offerPublished (conn: Conn, message: PreparedMessage): Admission {
+  return offerToConn(conn, message)
 }
 
 /**
@@ -72,7 +89,8 @@ export class Conn implements AsyncIterable<Message> {
   readonly #closing: ConnClosing
   /** What the handshake agreed on; one shared object when it agreed on nothing (no subprotocol, no extension, a server). */
   readonly #agreed: HandshakeAgreement
-  #json: JsonCodec | undefined
+  readonly #json: JsonCodec | undefined
+  readonly #hub: Hub | undefined
 
   /** The subprotocol the handshake agreed on, '' for none. */
   get subprotocol (): string {
@@ -95,7 +113,7 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   static {
-    setJsonCodec = (conn, codec) => { conn.#json = codec }
+    offerToConn = (conn, message) => conn.#offer(message, message.data.length)
   }
 
   constructor (socket: Duplex, init: ConnInit) {
@@ -105,6 +123,7 @@ export class Conn implements AsyncIterable<Message> {
       ? NOTHING_AGREED
       : { subprotocol, extensions, response: init.response }
     const options = resolveConnOptions(init.options)
+    this.#hub = init.hub
     const deflate = init.compression === undefined
       ? undefined
       : new PerMessageDeflate(init.compression.params, init.isServer, {
@@ -115,6 +134,8 @@ export class Conn implements AsyncIterable<Message> {
     this.#closing = new ConnClosing(this.#writer)
     this.#reader = new ConnReader(socket, init.isServer, options, deflate, this.#closing)
     this.#closing.reader = this.#reader
+    this.#json = init.json
+    if (init.pongObserver !== undefined) this.#reader.settings.pongObserver = init.pongObserver
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
     if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)
@@ -164,9 +185,17 @@ export class Conn implements AsyncIterable<Message> {
     return (this.#writer.socket as Partial<Socket>).remotePort
   }
 
-  /** Bytes handed to the socket and not yet written to the kernel. */
+  /**
+   * Bytes accepted for writing and not yet written to the kernel: messages queued behind others
+   * plus what the socket buffers. What `maxBufferedAmount` limits.
+   */
   get bufferedAmount (): number {
-    return this.#writer.socket.writableLength
+    return this.#writer.bufferedAmount
+  }
+
+  /** How many `send()` calls and publishes were refused by the slow-consumer limit. */
+  get droppedMessages (): number {
+    return this.#writer.droppedMessages
   }
 
   /** The read limit in bytes (0 = none). */
@@ -270,6 +299,33 @@ export class Conn implements AsyncIterable<Message> {
     return writeJSON(this, this.#json, value)
   }
 
+  /**
+   * Sends a message without waiting, as `ws` does: a string as a text message, bytes (Buffer,
+   * typed array, ArrayBuffer) as a binary one, a PreparedMessage as its own type. Returns true
+   * when the message was accepted, false when the connection is closing or over its
+   * `maxBufferedAmount` (then, by `slowConsumerPolicy`, dropped or the connection closed with
+   * 1008). An accepted message is delivered before any later close frame.
+   */
+  send (data: Payload | PreparedMessage): boolean {
+    if (data instanceof PreparedMessage) return this.#offer(data, data.data.length) === Admission.Accepted
+    const payload = toPayload(data)
+    if (payload === undefined) throw new UsageError(BAD_PAYLOAD)
+    return this.#offer(payload, payloadLength(payload)) === Admission.Accepted
+  }
+
+  #offer (message: Buffer | string | PreparedMessage, size: number): Admission {
+    const writer = this.#writer
+    const admission = writer.admit(size)
+    if (admission === Admission.Accepted) {
+      // The promises are marked handled by the writer: a failure surfaces on the connection itself.
+      if (message instanceof PreparedMessage) this.writePreparedMessage(message)
+      else writer.writeMessage(typeof message === 'string' ? TextMessage : BinaryMessage, message)
+    } else if (admission === Admission.OverLimit) {
+      this.close(1008, `slow consumer: more than ${this.#writer.options.maxBufferedAmount} bytes waiting to be written`)
+    }
+    return admission
+  }
+
   /** Sends a message framed once by a PreparedMessage; the same bytes serve every server connection. */
   writePreparedMessage (message: PreparedMessage): Promise<void> {
     if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
@@ -323,6 +379,49 @@ export class Conn implements AsyncIterable<Message> {
   /** Whether permessage-deflate was negotiated for this connection. */
   get compressionNegotiated (): boolean {
     return this.#writer.deflate !== undefined
+  }
+
+  // ---- Topics ----------------------------------------------------------------------------------
+
+  /**
+   * Joins `topic` on the connection's hub (the plugin's, or an Upgrader's `hub` option), so the
+   * hub's publishes to it reach this connection; returns false when it was already subscribed.
+   * A closed connection leaves every topic by itself.
+   */
+  subscribe (topic: string): boolean {
+    return this.#topicHub().subscribe(this, topic)
+  }
+
+  /** Leaves `topic`; returns false when the connection was not subscribed to it. */
+  unsubscribe (topic: string): boolean {
+    return this.#topicHub().unsubscribe(this, topic)
+  }
+
+  /** Whether the connection is subscribed to `topic`. */
+  isSubscribed (topic: string): boolean {
+    return this.#hub?.isSubscribed(this, topic) ?? false
+  }
+
+  /** The topics the connection is subscribed to. */
+  get topics (): string[] {
+    return this.#hub?.topicsOf(this) ?? []
+  }
+
+  /** Publishes on the connection's hub; see `Hub.publish` (`except: conn` leaves this connection out). */
+  publish (topic: string, data: PublishData, options?: PublishOptions): Promise<PublishResult> {
+    if (this.#hub === undefined) return rejected(noHub())
+    return this.#hub.publish(topic, data, options)
+  }
+
+  /** Publishes `value` as JSON on the connection's hub, serialised once (by the route's `schema.outgoing` in the plugin). */
+  publishJSON (topic: string, value: unknown): Promise<PublishResult> {
+    if (this.#hub === undefined) return rejected(noHub())
+    return this.#hub.publishJSON(topic, value, this.#json?.encode)
+  }
+
+  #topicHub (): Hub {
+    if (this.#hub === undefined) throw noHub()
+    return this.#hub
   }
 
   // ---- Closing --------------------------------------------------------------------------------
@@ -381,6 +480,10 @@ export class Conn implements AsyncIterable<Message> {
     writer.socketClosed()
     closing.socketClosed()
   }
+}
+
+function noHub (): UsageError {
+  return new UsageError('this connection has no hub: give the Upgrader a hub option to use topics')
 }
 
 /** Iterates over messages: each `next()` is one read, resolved directly with its result. */

@@ -17,6 +17,8 @@ interface QueuedWrite {
    */
   run: (() => boolean | Promise<boolean>) | undefined
   writer: MessageWriter | undefined
+  /** Payload bytes this write holds until it runs (counted in `bufferedAmount`). */
+  size: number
   resolve: (value: any) => void
   reject: (error: Error) => void
   next: QueuedWrite | undefined
@@ -52,6 +54,18 @@ const enum WriteFlag {
 
 const RESOLVED = Promise.resolve()
 
+/** What became of a message offered by `send()` or a publish; see `ConnWriter.admit`. */
+export const enum Admission {
+  /** The connection takes it. */
+  Accepted,
+  /** Over `maxBufferedAmount` with the `'drop'` policy: skipped and counted. */
+  Dropped,
+  /** Over `maxBufferedAmount` with the `'close'` policy: the caller closes the connection. */
+  OverLimit,
+  /** The connection is closing or failed: nothing more can be written. */
+  NotWritable
+}
+
 /**
  * The write side of a connection: every frame goes to the socket through `#send`, which corks the
  * socket until the end of the tick and arms the write deadline, whether it is a whole message, a
@@ -71,6 +85,10 @@ export class ConnWriter implements TickCorked, WriterOwner {
   #writer: MessageWriter | undefined
   #queueHead: QueuedWrite | undefined
   #queueTail: QueuedWrite | undefined
+  /** Payload bytes held by queued writes. */
+  #queuedBytes = 0
+  /** Messages refused by the slow-consumer limit. */
+  #dropped = 0
   #drain: Deferred | undefined
   #timer: WriteTimer | undefined
 
@@ -99,6 +117,30 @@ export class ConnWriter implements TickCorked, WriterOwner {
     return this.#is(WriteFlag.CloseSent)
   }
 
+  /** Bytes accepted for writing and not yet written to the kernel: queued payloads plus the socket's buffer. */
+  get bufferedAmount (): number {
+    return this.#queuedBytes + this.socket.writableLength
+  }
+
+  /** Messages `admit` refused for being over the slow-consumer limit. */
+  get droppedMessages (): number {
+    return this.#dropped
+  }
+
+  /**
+   * Decides whether a message of `size` bytes nobody will wait for (a `send()` or a publish) may be
+   * written, by the slow-consumer limit: a message offered when nothing is buffered always may.
+   */
+  admit (size: number): Admission {
+    if (this.#error !== undefined || this.#is(WriteFlag.CloseSent | WriteFlag.Closing)) return Admission.NotWritable
+    const limit = this.options.maxBufferedAmount
+    if (limit === 0) return Admission.Accepted
+    const buffered = this.bufferedAmount
+    if (buffered === 0 || buffered + size <= limit) return Admission.Accepted
+    this.#dropped++
+    return this.options.slowConsumerPolicy === 'drop' ? Admission.Dropped : Admission.OverLimit
+  }
+
   // ---- Messages -----------------------------------------------------------------------------------
 
   /** See Conn.writeMessage, for data message types. */
@@ -124,11 +166,11 @@ export class ConnWriter implements TickCorked, WriterOwner {
         const compressed = deflate.compressSync(bytes) ?? await deflate.compress(bytes)
         this.#throwIfEnded()
         return this.#send(encodeFrame(type, true, true, compressed, !this.isServer))
-      }, undefined)
+      }, undefined, bytes.length)
       this.#flushQueue()
       return queued
     }
-    if (this.#busy()) return this.#enqueue(() => this.#writeFrame(type, payload), undefined)
+    if (this.#busy()) return this.#enqueue(() => this.#writeFrame(type, payload), undefined, payloadLength(payload))
     return this.#afterWrite(this.#writeFrame(type, payload))
   }
 
@@ -144,11 +186,11 @@ export class ConnWriter implements TickCorked, WriterOwner {
         this.#throwIfEnded()
         deflate.standaloneSent()
         return this.#send(frame)
-      }, undefined)
+      }, undefined, message.data.length)
       this.#flushQueue()
       return queued
     }
-    if (this.#busy()) return this.#enqueue(() => this.#send(message.frameFor(this.isServer)), undefined)
+    if (this.#busy()) return this.#enqueue(() => this.#send(message.frameFor(this.isServer)), undefined, message.data.length)
     return this.#afterWrite(this.#send(message.frameFor(this.isServer)))
   }
 
@@ -157,7 +199,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
     const blocked = this.#checkWritable()
     if (blocked !== undefined) return rejected(blocked)
     const writer = new MessageWriter(type, this)
-    if (this.#busy()) return this.#enqueue(undefined, writer)
+    if (this.#busy()) return this.#enqueue(undefined, writer, 0)
     this.#writer = writer
     return Promise.resolve(writer)
   }
@@ -196,7 +238,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
       sent()
       return flushed
     }
-    if (this.#busy()) this.#enqueue(send, undefined)
+    if (this.#busy()) this.#enqueue(send, undefined, 0)
     else send()
   }
 
@@ -333,9 +375,10 @@ export class ConnWriter implements TickCorked, WriterOwner {
     return this.#writer !== undefined || this.#is(WriteFlag.Compressing) || this.#queueHead !== undefined
   }
 
-  #enqueue<T> (run: (() => boolean | Promise<boolean>) | undefined, writer: MessageWriter | undefined): Promise<T> {
+  #enqueue<T> (run: (() => boolean | Promise<boolean>) | undefined, writer: MessageWriter | undefined, size: number): Promise<T> {
+    this.#queuedBytes += size
     const queued = new Promise<T>((resolve, reject) => {
-      const item: QueuedWrite = { run, writer, resolve, reject, next: undefined }
+      const item: QueuedWrite = { run, writer, size, resolve, reject, next: undefined }
       if (this.#queueTail === undefined) this.#queueHead = item
       else this.#queueTail.next = item
       this.#queueTail = item
@@ -347,6 +390,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
 
   #shiftQueue (): QueuedWrite {
     const item = this.#queueHead!
+    this.#queuedBytes -= item.size
     this.#queueHead = item.next
     if (item.next === undefined) this.#queueTail = undefined
     item.next = undefined
@@ -394,6 +438,7 @@ export class ConnWriter implements TickCorked, WriterOwner {
     drain?.reject(error)
     let item = this.#queueHead
     this.#queueHead = this.#queueTail = undefined
+    this.#queuedBytes = 0
     while (item !== undefined) {
       const next: QueuedWrite | undefined = item.next
       item.next = undefined

@@ -62,7 +62,7 @@ export function createConnectListener (fastify: FastifyInstance, state: UpgradeR
     setPendingUpgrade(req, {
       // After `reply.hijack()` Fastify no longer answers on the response; the stream is the handshake's.
       claim () {},
-      handshake: async (upgrader) => await upgrader.upgradeStream(req),
+      handshake: async (upgrader, hooks) => await upgrader.upgradeStream(req, undefined, hooks),
       refuseUnavailable () { refuseUnavailable(res) }
     })
     // The route is declared as GET: RFC 8441 §5 has the CONNECT take the place of HTTP/1.1's GET.

@@ -4,7 +4,10 @@ import fp from 'fastify-plugin'
 import { FST_WS_ROUTE_DECLARED_TOO_EARLY } from './errors.js'
 import { injectWS, type InjectWSOptions } from './inject.js'
 import { guardHandshakes } from '../handshake-guard.js'
-import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
+import { Hub, type PublishData, type PublishOptions } from '../hub/hub.js'
+import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type PubSubOptions, type WsconnPluginOptions } from './options.js'
+import type { BusDelivery, BusLogger, TopicBus } from '../pubsub/bus.js'
+import { RedisBus } from '../pubsub/redis-bus.js'
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
 import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
@@ -12,7 +15,7 @@ import { isCleartextHttp2, serveHttp2 } from './http2-routing.js'
 import './types.js'
 
 export type {
-  InvalidMessagePolicy, OriginPolicy, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
+  InvalidMessagePolicy, OriginPolicy, PubSubOptions, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
 } from './options.js'
 export { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT } from './options.js'
 export { MessageValidationError } from './errors.js'
@@ -30,21 +33,41 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   validatePluginOptions(options)
   const gracePeriod = options.closeGracePeriod ?? DEFAULT_CLOSE_GRACE_PERIOD
   const registry = new ConnectionRegistry()
+  const bus = createBus(options.pubsub, (topic, message) => { hub.deliverFromBus(topic, message) }, fastify.log)
+  const hub: Hub = new Hub({ bus, log: fastify.log })
+  if (bus !== undefined) {
+    try {
+      await bus.ready()
+    } catch (error) {
+      await bus.close()
+      throw error
+    }
+  }
   // Routes the onRoute hook never saw (declared before the plugin loaded) cannot be websocket
   // routes; an upgrade reaching one is refused loudly instead of being served as plain HTTP.
   // Warned once per route.
   const warned = new WeakSet<object>()
 
   fastify.decorate('websocketConnections', registry.connections)
+  fastify.decorate('websocketHub', hub)
+  fastify.decorate('websocketPublish', function (topic: string, data: PublishData, publishOptions?: PublishOptions) {
+    return hub.publish(topic, data, publishOptions)
+  })
+  fastify.decorate('websocketPublishJSON', function (topic: string, value: unknown, serialize?: (value: unknown) => string) {
+    return hub.publishJSON(topic, value, serialize)
+  })
+  fastify.decorate('websocketSubscriberCount', function (topic: string) {
+    return hub.subscriberCount(topic)
+  })
   fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
-    return injectWS(fastify, path, injectOptions)
+    return injectWS(fastify, registry, path, injectOptions)
   })
   fastify.decorateRequest('ws', {
     getter (this: FastifyRequest): boolean {
       return getPendingUpgrade(this.raw) !== undefined
     }
   })
-  fastify.addHook('onRoute', createRouteHook(options, registry))
+  fastify.addHook('onRoute', createRouteHook(options, registry, hub))
   // A route the plugin's onRoute hook never saw refuses upgrades, and, when it was marked as
   // websocket-only (its handler expects a Conn), plain requests too.
   fastify.addHook('onRequest', function (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
@@ -70,12 +93,18 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   fastify.addHook('preClose', async function () {
     await registry.shutdown(gracePeriod)
   })
-  fastify.addHook('onClose', function (_instance, done) {
+  fastify.addHook('onClose', async function () {
     fastify.server.off('upgrade', onUpgrade)
     stopGuard()
     stopHttp2()
-    done()
+    await hub.close()
   })
+}
+
+/** The bus of the `pubsub` option (checked already), undefined without one. */
+function createBus (pubsub: PubSubOptions | undefined, deliver: BusDelivery, log: BusLogger): TopicBus | undefined {
+  if (pubsub === undefined) return undefined
+  return pubsub.bus !== undefined ? pubsub.bus(deliver, log) : new RedisBus(pubsub.redis, deliver, log)
 }
 
 function noop (): void {}

@@ -2,7 +2,11 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Conn } from '../conn/conn.js'
 import { checkSameOrigin } from '../handshake.js'
-import type { ConnOptions } from '../options.js'
+import { checkMilliseconds } from '../option-checks.js'
+import { CONN_OPTION_NAMES, pickConnOptions, type ConnOptions } from '../options.js'
+import type { Hub } from '../hub/hub.js'
+import type { BusDelivery, BusLogger, TopicBus } from '../pubsub/bus.js'
+import type { RedisBusOptions } from '../pubsub/redis-bus.js'
 import { Upgrader, type UpgraderOptions } from '../upgrader.js'
 import { resolveCompression, type CompressionOptions } from '../deflate/compression.js'
 
@@ -68,10 +72,20 @@ export interface WsconnPluginOptions extends RouteWebsocketOptions {
    * turns the guard off. Default 10000. See `guardHandshakes`.
    */
   headersTimeout?: number
+  /**
+   * Fan-out across processes: `{ redis: { url } }` (or `{ redis: { client } }`, see RedisBusOptions)
+   * makes every publish reach the subscribers of every process on that Redis; `{ bus: (deliver, log) => TopicBus }`
+   * uses any other transport (the plugin gives it the function that delivers its messages here). Registration waits until the bus is ready and fails when it cannot be. Default
+   * none: topics stay in this process.
+   */
+  pubsub?: PubSubOptions
 }
 
+/** The `pubsub` plugin option: Redis, or a TopicBus of your own. */
+export type PubSubOptions = { redis: RedisBusOptions, bus?: undefined } | { bus: (deliver: BusDelivery, log: BusLogger) => TopicBus, redis?: undefined }
+
 /** The plugin options that are not route defaults. */
-const PLUGIN_ONLY_OPTION_NAMES = new Set(['closeGracePeriod', 'headersTimeout'])
+const PLUGIN_ONLY_OPTION_NAMES = new Set(['closeGracePeriod', 'headersTimeout', 'pubsub'])
 
 /** Plugin default of `readLimit`: 1 MiB, far below the engine's 16 MiB, since a server reads untrusted input. */
 export const DEFAULT_PLUGIN_READ_LIMIT = 1024 * 1024
@@ -88,20 +102,30 @@ export interface RouteSettings {
   compression: CompressionOptions | undefined
 }
 
-const ROUTE_OPTION_NAMES = new Set<string>([
-  'readLimit', 'maxFragments', 'readBufferSize', 'writeBufferSize', 'writeBufferPool', 'validateUtf8', 'closeTimeout',
-  'checkOrigin', 'subprotocols', 'selectSubprotocol', 'handshakeTimeout', 'headers', 'compression', 'pingInterval',
-  'onInvalidMessage', 'errorHandler'
-])
+/** Route options that are not connection options: the handshake's, then the plugin's own. */
+// A Record of every key, so that this fails to compile when RouteWebsocketOptions gains an option not named here.
+const ROUTE_ONLY_OPTION_NAMES = Object.keys({
+  checkOrigin: true,
+  subprotocols: true,
+  selectSubprotocol: true,
+  handshakeTimeout: true,
+  headers: true,
+  compression: true,
+  pingInterval: true,
+  onInvalidMessage: true,
+  errorHandler: true
+} satisfies Record<Exclude<keyof RouteWebsocketOptions, keyof ConnOptions>, true>)
+
+const ROUTE_OPTION_NAMES = new Set<string>([...CONN_OPTION_NAMES, ...ROUTE_ONLY_OPTION_NAMES])
 // Keys Fastify itself puts in a plugin's options object.
 const REGISTER_OPTION_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Checks the plugin options, throwing a TypeError or RangeError that names the bad one. */
 export function validatePluginOptions (options: WsconnPluginOptions): void {
   checkKnownKeys(options, 'plugin option', (name) => PLUGIN_ONLY_OPTION_NAMES.has(name) || REGISTER_OPTION_NAMES.has(name))
-  checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
-  checkMilliseconds('headersTimeout', options.headersTimeout)
+  if (options.closeGracePeriod !== undefined) checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
+  if (options.headersTimeout !== undefined) checkMilliseconds('headersTimeout', options.headersTimeout)
+  if (options.pubsub !== undefined) checkPubSub(options.pubsub)
   resolveRouteSettings(options, undefined)
 }
 
@@ -109,7 +133,7 @@ export function validatePluginOptions (options: WsconnPluginOptions): void {
  * Merges a route's `websocket` value over the plugin defaults (a route value replaces the plugin's;
  * nothing is merged deeper) and builds the route's Upgrader, so a bad setting fails at declaration.
  */
-export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: true | RouteWebsocketOptions | undefined): RouteSettings {
+export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: true | RouteWebsocketOptions | undefined, hub?: Hub): RouteSettings {
   const overrides = route === true || route === undefined ? {} : route
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
     throw new TypeError('websocket: the route option websocket must be true or an object')
@@ -119,7 +143,7 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
   for (const [name, value] of Object.entries(overrides)) {
     if (value !== undefined) (merged as Record<string, unknown>)[name] = value
   }
-  checkMilliseconds('pingInterval', merged.pingInterval)
+  if (merged.pingInterval !== undefined) checkMilliseconds('pingInterval', merged.pingInterval)
   const policy = merged.onInvalidMessage ?? 'close'
   if (policy !== 'close' && policy !== 'reject') {
     throw new TypeError(`websocket: option onInvalidMessage must be 'close' or 'reject', got ${JSON.stringify(policy)}`)
@@ -130,19 +154,15 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
   if (Array.isArray(merged.compression)) throw new TypeError('websocket: option compression must be a boolean or an object')
   const compression = resolveCompression(merged.compression)
   const upgrader = new Upgrader({
+    ...pickConnOptions(merged),
     readLimit: merged.readLimit ?? DEFAULT_PLUGIN_READ_LIMIT,
-    maxFragments: merged.maxFragments,
-    readBufferSize: merged.readBufferSize,
-    writeBufferSize: merged.writeBufferSize,
-    writeBufferPool: merged.writeBufferPool,
-    validateUtf8: merged.validateUtf8,
-    closeTimeout: merged.closeTimeout,
     checkOrigin: originChecker(merged.checkOrigin),
     subprotocols: merged.subprotocols,
     selectSubprotocol: merged.selectSubprotocol,
     handshakeTimeout: merged.handshakeTimeout,
     headers: merged.headers,
-    compression
+    compression,
+    hub
   })
   return {
     upgrader,
@@ -150,6 +170,16 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
     onInvalidMessage: policy,
     errorHandler: merged.errorHandler,
     compression
+  }
+}
+
+function checkPubSub (pubsub: PubSubOptions): void {
+  const given = typeof pubsub === 'object' && pubsub !== null ? Object.keys(pubsub).filter((key) => (pubsub as Record<string, unknown>)[key] !== undefined) : []
+  if (given.length !== 1 || (given[0] !== 'redis' && given[0] !== 'bus')) {
+    throw new TypeError('websocket: option pubsub must be { redis: { url } } or { bus } (a TopicBus)')
+  }
+  if (given[0] === 'bus' && typeof pubsub.bus !== 'function') {
+    throw new TypeError('websocket: option pubsub.bus must be a function (deliver, log) => TopicBus')
   }
 }
 
@@ -203,12 +233,5 @@ function checkKnownKeys (options: object, kind: string, alsoAllowed: (name: stri
       const hint = Object.hasOwn(MIGRATION_HINTS, name) ? ` (${MIGRATION_HINTS[name]!})` : ''
       throw new TypeError(`websocket: unknown ${kind} ${JSON.stringify(name)}${hint}`)
     }
-  }
-}
-
-function checkMilliseconds (name: string, value: number | undefined): void {
-  if (value === undefined) return
-  if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new RangeError(`websocket: option ${name} must be an integer from 0 to ${MAX_TIMER_MS}, got ${String(value)}`)
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { Hub } from '../hub/hub.js'
 import { FST_WS_NOT_WEBSOCKET_ROUTE, FST_WS_UPGRADE_REQUIRED } from './errors.js'
 import { resolveRouteSettings, type RouteWebsocketOptions } from './options.js'
 import type { ConnectionRegistry } from './registry.js'
@@ -61,7 +62,7 @@ function upgradeRequired (request: FastifyRequest, reply: FastifyReply): void {
  * Every wrapped handler sends upgrade requests to the handshake (websocket routes) or refuses
  * them with 400 (other routes), and ordinary requests to the route's HTTP handler.
  */
-export function createRouteHook (defaults: RouteWebsocketOptions, registry: ConnectionRegistry): (routeOptions: RouteOptions) => void {
+export function createRouteHook (defaults: RouteWebsocketOptions, registry: ConnectionRegistry, hub: Hub): (routeOptions: RouteOptions) => void {
   return function onRoute (routeOptions) {
     const options = routeOptions as RouteOptions & WebsocketRouteOptions
     let httpHandler = options.handler as HttpHandler
@@ -91,7 +92,7 @@ export function createRouteHook (defaults: RouteWebsocketOptions, registry: Conn
         }
       }
       route = {
-        settings: resolveRouteSettings(defaults, options.websocket as true | RouteWebsocketOptions | undefined),
+        settings: resolveRouteSettings(defaults, options.websocket as true | RouteWebsocketOptions | undefined, hub),
         handler: wsHandler as AnyWebsocketHandler,
         schemas
       }

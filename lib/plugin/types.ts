@@ -5,6 +5,7 @@ import type {
 } from 'fastify'
 import type { CallSerializerTypeProvider, CallValidatorTypeProvider } from 'fastify/types/type-provider'
 import type { Conn, ReadOptions } from '../conn/conn.js'
+import type { Hub, PublishData, PublishOptions, PublishResult } from '../hub/hub.js'
 import type { InjectWSOptions } from './inject.js'
 import type { RouteWebsocketOptions } from './options.js'
 
@@ -17,6 +18,8 @@ export interface TypedConn<Incoming = unknown, Outgoing = unknown> extends Conn 
   readJSON<T = Incoming>(options?: ReadOptions): Promise<T>
   /** Sends `value` serialised by the `schema.outgoing` serializer. */
   writeJSON(value: Outgoing): Promise<void>
+  /** Publishes `value` to a topic as JSON, serialised once by the `schema.outgoing` serializer. */
+  publishJSON(topic: string, value: Outgoing): Promise<PublishResult>
 }
 
 // Fastify's own helpers (not exported by it): `undefined` becomes `unknown`, and keyof spreads over unions.
@@ -150,6 +153,18 @@ declare module 'fastify' {
     injectWS(path?: string, options?: InjectWSOptions): Promise<Conn>
     /** Every open websocket connection of the application, from its 101 until its socket closes. */
     readonly websocketConnections: ReadonlySet<Conn>
+    /** The topics of this application's connections (`conn.subscribe`), and its bus to other processes when `pubsub` is set. */
+    readonly websocketHub: Hub
+    /**
+     * Sends `data` (a string as text, bytes as binary, or a PreparedMessage) to every connection
+     * subscribed to `topic`, in every process when `pubsub` is set; framed and compressed once.
+     * See `Hub.publish`: it never waits for a slow subscriber, and ignoring the promise is safe.
+     */
+    websocketPublish(topic: string, data: PublishData, options?: PublishOptions): Promise<PublishResult>
+    /** Publishes `value` as one JSON text message, serialised once (by `serialize` when given, else JSON.stringify). */
+    websocketPublishJSON<T = unknown>(topic: string, value: T, serialize?: (value: T) => string): Promise<PublishResult>
+    /** How many connections of this process are subscribed to `topic`. */
+    websocketSubscriberCount(topic: string): number
     /** Declares a websocket-only route in full form: `handler(conn, request)` serves its upgrades. */
     route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
       const SchemaCompiler extends FastifySchema = FastifySchema>(

@@ -2,7 +2,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import type { Conn } from '../conn/conn.js'
+import type { Conn, ConnHooks } from '../conn/conn.js'
 import { isGuardListener } from '../handshake-guard.js'
 import { endSocketSoon, isWebSocketUpgrade, writeHttpResponse } from '../handshake.js'
 import type { Upgrader } from '../upgrader.js'
@@ -18,7 +18,7 @@ export interface PendingUpgrade {
    */
   claim: () => void
   /** Runs the opening handshake with the route's Upgrader; rejects as `Upgrader.upgrade` does. */
-  handshake: (upgrader: Upgrader) => Promise<Conn>
+  handshake: (upgrader: Upgrader, hooks: ConnHooks) => Promise<Conn>
   /** Answers 503 (the server is closing) and closes the socket or stream. */
   refuseUnavailable: () => void
 }
@@ -100,7 +100,7 @@ export function createUpgradeListener (fastify: FastifyInstance, state: UpgradeR
           response.off('finish', onFinish)
           response.detachSocket(socket as Socket)
         },
-        handshake: async (upgrader) => await upgrader.upgrade(req, socket, head),
+        handshake: async (upgrader, hooks) => await upgrader.upgrade(req, socket, head, undefined, hooks),
         refuseUnavailable () { refuseUnavailable(socket) }
       })
     }

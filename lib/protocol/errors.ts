@@ -196,3 +196,20 @@ function findCloseError (err: unknown): CloseError | undefined {
   }
   return undefined
 }
+
+/**
+ * A publish reached this process's subscribers but could not be handed to the other processes
+ * (their transport, Redis say, is unavailable): `result` says what was delivered here, and the
+ * message is lost for every other process (at most once).
+ */
+export class PublishError extends Error {
+  override readonly name = 'PublishError'
+  readonly code = 'ERR_WS_PUBLISH'
+  /** What the publish did in this process. */
+  readonly result: { delivered: number, dropped: number, closed: number }
+
+  constructor (topic: string, result: { delivered: number, dropped: number, closed: number }, cause: unknown) {
+    super(`websocket: publish to ${JSON.stringify(topic)} reached ${result.delivered} local subscriber(s) but not the other processes: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    this.result = result
+  }
+}
