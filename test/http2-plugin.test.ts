@@ -293,3 +293,28 @@ t.test('h2c: other CONNECT requests, routing failures, and 503 while closing', a
   session.close()
   await closing
 })
+
+t.test('h2c: topics reach WebSockets on HTTP/2 streams and on HTTP/1.1 alike', async (t) => {
+  const app = Fastify({ http2: true })
+  t.teardown(() => app.close())
+  await app.register(fastifyWsconn)
+  app.get('/room', { websocket: true }, async (conn) => {
+    conn.subscribe('room')
+    conn.send('subscribed')
+    for await (const message of conn) await conn.publish('room', message.data.toString())
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const authority = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const session = await connectH2(`http://${authority}`)
+  t.teardown(() => session.close())
+  const [alice, bob] = [await openStream(session, connectHeaders('/room', authority)), await openStream(session, connectHeaders('/room', authority))]
+  for (const ws of [alice!, bob!]) t.equal((await ws.reader.nextMessage()).data.toString(), 'subscribed')
+  t.equal(app.websocketSubscriberCount('room'), 2)
+  alice!.sendText('hello room')
+  for (const ws of [alice!, bob!]) t.equal((await ws.reader.nextMessage()).data.toString(), 'hello room', 'published once, delivered on each stream')
+  const result = await app.websocketPublish('room', 'from the server')
+  t.match(result, { delivered: 2 })
+  for (const ws of [alice!, bob!]) t.equal((await ws.reader.nextMessage()).data.toString(), 'from the server')
+  alice!.stream.close()
+  bob!.stream.close()
+})
