@@ -318,3 +318,40 @@ t.test('h2c: topics reach WebSockets on HTTP/2 streams and on HTTP/1.1 alike', a
   alice!.stream.close()
   bob!.stream.close()
 })
+
+t.test('h2c: HTTP/2 flow control is the backpressure: an awaited write waits for the stream\'s window', async (t) => {
+  const app = Fastify({ http2: true })
+  t.teardown(() => app.close())
+  await app.register(fastifyWsconn)
+  const big = Buffer.alloc(200_000, 7)
+  let written = false
+  let buffered = 0
+  app.get('/big', { websocket: true }, async (conn) => {
+    const write = conn.writeMessage(2, big)
+    buffered = conn.bufferedAmount
+    await write
+    written = true
+  })
+  app.get('/echo', { websocket: true }, async (conn) => {
+    for await (const message of conn) await conn.writeMessage(message.type, message.data)
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const authority = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  // Streams start with no window at all: the server may send headers but no DATA.
+  const session = await connectH2(`http://${authority}`, { settings: { initialWindowSize: 0 } })
+  t.teardown(() => session.close())
+  const stalled = await openStream(session, connectHeaders('/big', authority))
+  t.equal(stalled.status, 200)
+  // A round trip on another stream lets the server run well past the start of the big write.
+  const other = await openStream(session, connectHeaders('/echo', authority))
+  t.equal(other.status, 200)
+  t.equal(written, false, 'the write waits: the stream has no window')
+  t.ok(buffered >= big.length, 'the message waits in the stream\'s buffer')
+  // SETTINGS_INITIAL_WINDOW_SIZE applies to open streams too (RFC 9113 §6.9.2).
+  session.settings({ initialWindowSize: 1 << 20 })
+  const message = await stalled.reader.nextMessage()
+  t.equal(message.data.length, big.length, 'once the window opens the whole message arrives')
+  t.equal(written, true)
+  stalled.stream.close()
+  other.stream.close()
+})
