@@ -1,10 +1,12 @@
-// A typed JSON chat: one websocket route whose messages are validated and serialised from TypeBox
-// schemas, and a small browser page served by the same app.
+// A typed JSON chat with rooms: one websocket route whose messages are validated and serialised from
+// TypeBox schemas, a plain HTTP route that explains refusals, and a small browser page served by the
+// same app.
 //   npm start            (PORT defaults to 3000; HOST to 127.0.0.1)
 // then open the printed URL in two browser tabs.
 import { existsSync, readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifySchemaValidationError } from 'fastify'
 import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { fastifyWsconn, type TypedConn } from '../lib/index.js'
 
@@ -13,20 +15,86 @@ export const ClientMessage = Type.Object({
   text: Type.String({ minLength: 1, maxLength: 500 })
 })
 
-/** What the server sends: a chat line, or someone joining or leaving. */
-export const ServerMessage = Type.Object({
+/** A chat line, or someone joining or leaving the room. */
+const RoomEvent = Type.Object({
   kind: Type.Union([Type.Literal('message'), Type.Literal('join'), Type.Literal('leave')]),
   from: Type.String(),
   text: Type.String(),
   at: Type.String()
 })
 
-/** The query string of `/chat`: the nickname, a short word. */
-export const JoinQuery = Type.Object({
-  nick: Type.String({ minLength: 1, maxLength: 24, pattern: '^[A-Za-z0-9_-]+$' })
+/** Who is in the room: sent to a newcomer right after its own `join`. */
+const MemberList = Type.Object({
+  kind: Type.Literal('members'),
+  room: Type.String(),
+  members: Type.Array(Type.String())
 })
 
+/** What the server sends. */
+export const ServerMessage = Type.Union([RoomEvent, MemberList])
+
+// Escaped `-`: the page uses the same expression in `pattern` attributes, which browsers compile
+// with the `v` flag, where an unescaped `-` at the end of a class is a syntax error.
+const NAME = '^[A-Za-z0-9_\\-]+$'
+
+/** The query string of `/chat` and `/chat/check`: a nickname and a room name, short words. */
+export const JoinQuery = Type.Object({
+  nick: Type.String({ minLength: 1, maxLength: 24, pattern: NAME }),
+  room: Type.String({ minLength: 1, maxLength: 32, pattern: NAME, default: 'lobby' })
+})
+
+/** The rule each field of the query breaks, worded for the person who typed it. */
+const JOIN_RULES: Record<string, string> = {
+  nick: 'a nickname is 1 to 24 letters, digits, _ or -',
+  room: 'a room name is 1 to 32 letters, digits, _ or -'
+}
+
+/** Turns Ajv's first error on the join query into a sentence the page can show as it is. */
+function explainJoinQuery (errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const [first] = errors
+  const field = first?.instancePath.slice(1) || String(first?.params.missingProperty ?? '')
+  return new Error(JOIN_RULES[field] ?? `${dataVar}${first?.instancePath ?? ''} ${first?.message ?? 'is invalid'}`)
+}
+
 type ChatConn = TypedConn<Static<typeof ClientMessage>, Static<typeof ServerMessage>>
+
+/**
+ * Who is in which room, in this process, and delivery to a room: the only code that knows how rooms
+ * are kept (a nickname is unique within its room).
+ */
+class Rooms {
+  readonly #rooms = new Map<string, Map<string, ChatConn>>()
+
+  has (room: string, nick: string): boolean {
+    return this.#rooms.get(room)?.has(nick) ?? false
+  }
+
+  /** Adds `conn` as `nick`; false when the nickname is taken in that room. */
+  enter (room: string, nick: string, conn: ChatConn): boolean {
+    let members = this.#rooms.get(room)
+    if (members === undefined) this.#rooms.set(room, members = new Map())
+    if (members.has(nick)) return false
+    members.set(nick, conn)
+    return true
+  }
+
+  exit (room: string, nick: string): void {
+    const members = this.#rooms.get(room)
+    members?.delete(nick)
+    if (members?.size === 0) this.#rooms.delete(room)
+  }
+
+  members (room: string): string[] {
+    return [...this.#rooms.get(room)?.keys() ?? []]
+  }
+
+  publish (room: string, message: Static<typeof ServerMessage>): void {
+    for (const member of this.#rooms.get(room)?.values() ?? []) {
+      // A member that went away meanwhile is removed by its own handler.
+      member.writeJSON(message).catch(() => {})
+    }
+  }
+}
 
 // The page sits next to this file, or in the source tree when this file runs compiled from build/.
 const PAGE_PATH = [join(__dirname, 'chat.html'), join(__dirname, '..', '..', 'examples', 'chat.html')].find((path) => existsSync(path))
@@ -40,32 +108,46 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
   // Connections that stall before their request are closed after 10 s (the default headersTimeout).
   await app.register(fastifyWsconn, { readLimit: 4096, pingInterval: 30_000, compression: true })
 
-  const members = new Set<ChatConn>()
-  const broadcast = (message: Static<typeof ServerMessage>): void => {
-    for (const member of members) {
-      // A member that went away meanwhile is removed by its own handler.
-      member.writeJSON(message).catch(() => {})
-    }
-  }
+  const rooms = new Rooms()
+  const taken = (nick: string, room: string): string => `the nickname ${nick} is taken in ${room}`
+  const now = (): string => new Date().toISOString()
 
   app.get('/', async (_request, reply) => await reply.type('text/html; charset=utf-8').send(page))
 
+  // A browser never lets a page read why a handshake was refused (it reports 1006 and nothing else),
+  // so the page asks the same questions here first, and again after such a failure, to show why.
+  app.get('/chat/check', {
+    schema: { querystring: JoinQuery },
+    schemaErrorFormatter: explainJoinQuery
+  }, async (request, reply) => {
+    const { nick, room } = request.query
+    if (rooms.has(room, nick)) return await reply.code(409).send({ message: taken(nick, room) })
+    return { ok: true }
+  })
+
   app.get('/chat', {
     websocket: true,
-    schema: { querystring: JoinQuery, incoming: ClientMessage, outgoing: ServerMessage }
+    schema: { querystring: JoinQuery, incoming: ClientMessage, outgoing: ServerMessage },
+    schemaErrorFormatter: explainJoinQuery,
+    preHandler: async (request, reply) => {
+      const { nick, room } = request.query
+      if (rooms.has(room, nick)) await reply.code(409).send({ message: taken(nick, room) })
+    }
   }, async (conn, request) => {
-    const nick = request.query.nick
-    members.add(conn)
-    broadcast({ kind: 'join', from: nick, text: `${nick} joined`, at: new Date().toISOString() })
+    const { nick, room } = request.query
+    // Two upgrades with one nickname can both pass the hook before either enters.
+    if (!rooms.enter(room, nick, conn)) return await conn.close(1008, taken(nick, room))
+    rooms.publish(room, { kind: 'join', from: nick, text: `${nick} joined`, at: now() })
+    conn.writeJSON({ kind: 'members', room, members: rooms.members(room) }).catch(() => {})
     try {
       for (;;) {
         // Typed and validated: anything else closes the connection with 1007.
         const { text } = await conn.readJSON()
-        broadcast({ kind: 'message', from: nick, text, at: new Date().toISOString() })
+        rooms.publish(room, { kind: 'message', from: nick, text, at: now() })
       }
     } finally {
-      members.delete(conn)
-      broadcast({ kind: 'leave', from: nick, text: `${nick} left`, at: new Date().toISOString() })
+      rooms.exit(room, nick)
+      rooms.publish(room, { kind: 'leave', from: nick, text: `${nick} left`, at: now() })
     }
   })
   return app
@@ -77,7 +159,9 @@ async function main (): Promise<void> {
   const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
   await app.listen({ port, host })
   const shown = host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host
-  console.log(`chat: open http://${shown}:${port}/ in two browser tabs`)
+  // The port actually bound, which differs from PORT=0.
+  const bound = (app.server.address() as AddressInfo).port
+  console.log(`chat: open http://${shown}:${bound}/ in two browser tabs`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }

@@ -1,36 +1,10 @@
 import t from 'tap'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { buildChatApp } from '../examples/chat.js'
+import { launchChromium, skipWithoutChromium, waitForLine } from './helpers/browser.js'
 import { closeOf, messageOf, openWs } from './helpers/plugin.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-// Debian's chromium package; .ci/run installs it. Without it there is no browser to drive.
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium) to run the browser test`
-
-/** Starts headless Chromium with a fresh profile that is removed afterwards. */
-async function launch (t: { teardown: (fn: () => unknown) => void }): Promise<BrowserContext> {
-  const profile = mkdtempSync(join(tmpdir(), 'wsconn-chromium-'))
-  t.teardown(() => rmSync(profile, { recursive: true, force: true }))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'
-    ]
-  })
-  t.teardown(() => context.close())
-  return context
-}
-
-/** Resolves once the page's chat log has a line containing `text`. */
-async function waitForLine (page: Page, text: string): Promise<void> {
-  await page.locator('#log li', { hasText: text }).first().waitFor({ timeout: 15_000 })
-}
+const skip = skipWithoutChromium
 
 t.test('a browser chats through the example app', { skip }, async (t) => {
   const app = await buildChatApp()
@@ -38,7 +12,7 @@ t.test('a browser chats through the example app', { skip }, async (t) => {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-  const context = await launch(t)
+  const context = await launchChromium(t)
   const alice = await context.newPage()
   await alice.goto(`${base}/?nick=alice`)
   await waitForLine(alice, 'alice joined')
@@ -66,6 +40,8 @@ t.test('a browser chats through the example app', { skip }, async (t) => {
   const node = await openWs(`${base.replace('http', 'ws')}/chat?nick=node`, { origin: base })
   const joined = messageOf(node)
   t.match(JSON.parse(await joined), { kind: 'join', from: 'node' })
+  // Then, to the newcomer only, who is in the room (the default one, as for the browsers).
+  t.same(JSON.parse(await messageOf(node)), { kind: 'members', room: 'lobby', members: ['alice', 'bob', 'node'] })
   const echoed = messageOf(node)
   node.send(JSON.stringify({ text: 'hi browsers' }))
   t.match(JSON.parse(await echoed), { kind: 'message', from: 'node', text: 'hi browsers' })
@@ -89,7 +65,7 @@ t.test('the chat route refuses a foreign origin, as a browser would see it', { s
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
-  const context = await launch(t)
+  const context = await launchChromium(t)
   const page = await context.newPage()
   // A page from another origin (localhost is not 127.0.0.1 to the browser) tries to connect.
   await page.goto(`http://localhost:${port}/`)
