@@ -58,9 +58,12 @@ function explainJoinQuery (errors: FastifySchemaValidationError[], dataVar: stri
 
 type ChatConn = TypedConn<Static<typeof ClientMessage>, Static<typeof ServerMessage>>
 
+/** The topic a room's messages are published on. */
+const roomTopic = (room: string): string => `room:${room}`
+
 /**
- * Who is in which room, in this process, and delivery to a room: the only code that knows how rooms
- * are kept (a nickname is unique within its room).
+ * Who is in which room, in this process: the only code that knows how rooms are kept (a nickname
+ * is unique within its room). Delivery is the plugin's: each member subscribes to its room's topic.
  */
 class Rooms {
   readonly #rooms = new Map<string, Map<string, ChatConn>>()
@@ -75,6 +78,7 @@ class Rooms {
     if (members === undefined) this.#rooms.set(room, members = new Map())
     if (members.has(nick)) return false
     members.set(nick, conn)
+    conn.subscribe(roomTopic(room))
     return true
   }
 
@@ -86,13 +90,6 @@ class Rooms {
 
   members (room: string): string[] {
     return [...this.#rooms.get(room)?.keys() ?? []]
-  }
-
-  publish (room: string, message: Static<typeof ServerMessage>): void {
-    for (const member of this.#rooms.get(room)?.values() ?? []) {
-      // A member that went away meanwhile is removed by its own handler.
-      member.writeJSON(message).catch(() => {})
-    }
   }
 }
 
@@ -137,17 +134,22 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
     const { nick, room } = request.query
     // Two upgrades with one nickname can both pass the hook before either enters.
     if (!rooms.enter(room, nick, conn)) return await conn.close(1008, taken(nick, room))
-    rooms.publish(room, { kind: 'join', from: nick, text: `${nick} joined`, at: now() })
+    // Serialised once by schema.outgoing and offered to every member of the room; a member that
+    // stopped reading is closed (1008) rather than buffered for without bound.
+    const publish = (message: Static<typeof ServerMessage>): void => {
+      conn.publishJSON(roomTopic(room), message).catch((err: unknown) => { request.log.warn({ err }, 'chat: publish failed') })
+    }
+    publish({ kind: 'join', from: nick, text: `${nick} joined`, at: now() })
     conn.writeJSON({ kind: 'members', room, members: rooms.members(room) }).catch(() => {})
     try {
       for (;;) {
         // Typed and validated: anything else closes the connection with 1007.
         const { text } = await conn.readJSON()
-        rooms.publish(room, { kind: 'message', from: nick, text, at: now() })
+        publish({ kind: 'message', from: nick, text, at: now() })
       }
     } finally {
       rooms.exit(room, nick)
-      rooms.publish(room, { kind: 'leave', from: nick, text: `${nick} left`, at: now() })
+      publish({ kind: 'leave', from: nick, text: `${nick} left`, at: now() })
     }
   })
   return app
