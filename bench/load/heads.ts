@@ -14,6 +14,7 @@ export type OnHead = (head: Buffer, length: number) => void
  */
 export class HeadReader implements MessageCounter {
   closed = false
+  /** 1005 once a close frame began: the fan-out job only needs to know the server closed, not why. */
   closeCode: number | undefined
   pongs = 0
   readonly #onHead: OnHead

@@ -14,6 +14,8 @@ export interface RedisSettings {
   /** Bytes of each published text message. */
   size: number
   pin: boolean
+  /** CPU-profile both server processes over each measured window. */
+  profile: boolean
   fromSource: boolean
   write: boolean
   /** The command line, for the report. */
@@ -27,16 +29,18 @@ export const REDIS_USAGE = `usage: npm run bench:redis -- [options]
   --quick               smoke run: 1 round, 500 subscribers per process, short windows; no RESULTS.md unless --write
   --connections=N       subscribers in each of the two server processes (default 5000)
   --servers=ours,socketio  implementations to run (default both, in that order)
-  --rounds=N            rounds of alternating implementations (default 3)
+  --rounds=N            rounds of alternating implementations (default 5)
   --duration=MS         measured window per run (default 5000)
   --warmup=MS           unmeasured load before it (default 1000)
   --in-flight=N         publishes outstanding at once (default 4)
   --size=BYTES          bytes per published text message (default 1024)
   --no-pin              do not pin servers and Redis to CPU 0 and the load generator to CPU 1
+  --profile             CPU-profile both server processes over each measured window (bench/results/profiles/redis-*)
+                        and print the top self-time functions
   --from-source         run lib/ through tsx instead of compiling it with tsc first
   --write / --no-write  write the Redis section of bench/RESULTS.md (default: yes, except with --quick)`
 
-const OPTIONS = ['quick', 'connections', 'servers', 'rounds', 'duration', 'warmup', 'in-flight', 'size', 'no-pin', 'from-source', 'write', 'no-write', 'help']
+const OPTIONS = ['quick', 'connections', 'servers', 'rounds', 'duration', 'warmup', 'in-flight', 'size', 'no-pin', 'profile', 'from-source', 'write', 'no-write', 'help']
 
 /** Parses argv; throws an Error with a message meant for the user on bad input. */
 export function parseRedisArgs (argv: string[]): RedisSettings {
@@ -59,12 +63,13 @@ export function parseRedisArgs (argv: string[]): RedisSettings {
     quick,
     servers: FANOUT_ORDER.filter((k) => servers.includes(k)),
     connections: integer(options.get('connections'), quick ? 500 : 5000, 'connections'),
-    rounds: integer(options.get('rounds'), quick ? 1 : 3, 'rounds'),
+    rounds: integer(options.get('rounds'), quick ? 1 : 5, 'rounds'),
     warmupMs: integer(options.get('warmup'), quick ? 300 : 1000, 'warmup'),
     durationMs: integer(options.get('duration'), quick ? 1000 : 5000, 'duration'),
     inFlight,
     size,
     pin: !options.has('no-pin'),
+    profile: options.has('profile'),
     fromSource: options.has('from-source'),
     write: options.has('no-write') ? false : options.has('write') || !quick,
     command: ['npm run bench:redis', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ')

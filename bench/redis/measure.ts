@@ -33,12 +33,18 @@ export interface FanoutContext {
   cores: number
   /** Subscribers per process after the file-descriptor limit. */
   connections: number
+  /** With --profile: the profile files of the runs so far (server A's and B's per run). */
+  profiles: string[]
 }
 
 /** Starts servers A and B of `kind` on the shared Redis, drives them once, and stops them. */
-export async function measureFanout (kind: FanoutKind, ctx: FanoutContext): Promise<FanoutSample> {
-  const launch: FanoutLaunch = { ...ctx.launch, kind, redisUrl: ctx.redis.url }
-  const started = await Promise.allSettled([FanoutProcess.start(launch, 'A'), FanoutProcess.start(launch, 'B')])
+export async function measureFanout (kind: FanoutKind, ctx: FanoutContext, profileBase?: string): Promise<FanoutSample> {
+  const launch = (name: string): FanoutLaunch => {
+    const profileFile = profileBase === undefined ? undefined : `${profileBase}-${name}.cpuprofile`
+    if (profileFile !== undefined) ctx.profiles.push(profileFile)
+    return { ...ctx.launch, kind, redisUrl: ctx.redis.url, profileFile }
+  }
+  const started = await Promise.allSettled([FanoutProcess.start(launch('A'), 'A'), FanoutProcess.start(launch('B'), 'B')])
   const servers = started.flatMap((s) => s.status === 'fulfilled' ? [s.value] : [])
   try {
     const failure = started.find((s) => s.status === 'rejected')

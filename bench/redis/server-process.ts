@@ -11,6 +11,8 @@ export interface FanoutLaunch {
   env: NodeJS.ProcessEnv
   cpu: number | undefined
   fdLimit: number | undefined
+  /** Where to write a CPU profile of the measured window, if anywhere. */
+  profileFile?: string
 }
 
 const START_TIMEOUT_MS = 60_000
@@ -36,7 +38,7 @@ export class FanoutProcess {
   /** Starts the server unpinned (so two start in parallel quickly), then pins it once it listens. */
   static async start (launch: FanoutLaunch, name: string): Promise<FanoutProcess> {
     const what = `${launch.kind} server ${name}`
-    const child = spawnNode({ file: 'bench/redis/server.ts', args: [launch.kind, `--redis=${launch.redisUrl}`], env: launch.env, fdLimit: launch.fdLimit })
+    const child = spawnNode({ file: 'bench/redis/server.ts', args: [launch.kind, `--redis=${launch.redisUrl}`, ...(launch.profileFile === undefined ? [] : [`--profile=${launch.profileFile}`])], env: launch.env, fdLimit: launch.fdLimit })
     try {
       const started = await waitForMessage(child, isStartAnswer, START_TIMEOUT_MS, `${what} start`)
       if (started.event === 'failed') throw new Error(`${what}: ${started.message}`)
