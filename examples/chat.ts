@@ -2,13 +2,16 @@
 // TypeBox schemas, a plain HTTP route that explains refusals, and a small browser page served by the
 // same app.
 //   npm start            (PORT defaults to 3000; HOST to 127.0.0.1)
-// then open the printed URL in two browser tabs.
+// then open the printed URL in two browser tabs. With REDIS_URL set (redis://host:port), several
+// instances share rooms: start two on two ports and chat across them.
+import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifySchemaValidationError } from 'fastify'
 import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { fastifyWsconn, type TypedConn } from '../lib/index.js'
+import { createClient } from 'redis'
+import { fastifyWsconn } from '../lib/index.js'
 
 /** What a browser sends: one line of text. */
 export const ClientMessage = Type.Object({
@@ -56,56 +59,129 @@ function explainJoinQuery (errors: FastifySchemaValidationError[], dataVar: stri
   return new Error(JOIN_RULES[field] ?? `${dataVar}${first?.instancePath ?? ''} ${first?.message ?? 'is invalid'}`)
 }
 
-type ChatConn = TypedConn<Static<typeof ClientMessage>, Static<typeof ServerMessage>>
-
 /** The topic a room's messages are published on. */
 const roomTopic = (room: string): string => `room:${room}`
 
 /**
- * Who is in which room, in this process: the only code that knows how rooms are kept (a nickname
- * is unique within its room). Delivery is the plugin's: each member subscribes to its room's topic.
+ * Who is in which room: the only code that knows how presence is kept (a nickname is unique within
+ * its room). Delivery is the plugin's: each member subscribes to its room's topic.
  */
-class Rooms {
-  readonly #rooms = new Map<string, Map<string, ChatConn>>()
+interface Presence {
+  has: (room: string, nick: string) => Promise<boolean>
+  /** Claims `nick` in `room`; false when it is taken. */
+  enter: (room: string, nick: string) => Promise<boolean>
+  exit: (room: string, nick: string) => Promise<void>
+  members: (room: string) => Promise<string[]>
+  close: () => Promise<void>
+}
 
-  has (room: string, nick: string): boolean {
+/** Presence in this process only: one server. */
+class LocalPresence implements Presence {
+  readonly #rooms = new Map<string, Set<string>>()
+
+  async has (room: string, nick: string): Promise<boolean> {
     return this.#rooms.get(room)?.has(nick) ?? false
   }
 
-  /** Adds `conn` as `nick`; false when the nickname is taken in that room. */
-  enter (room: string, nick: string, conn: ChatConn): boolean {
+  async enter (room: string, nick: string): Promise<boolean> {
     let members = this.#rooms.get(room)
-    if (members === undefined) this.#rooms.set(room, members = new Map())
+    if (members === undefined) this.#rooms.set(room, members = new Set())
     if (members.has(nick)) return false
-    members.set(nick, conn)
-    conn.subscribe(roomTopic(room))
+    members.add(nick)
     return true
   }
 
-  exit (room: string, nick: string): void {
+  async exit (room: string, nick: string): Promise<void> {
     const members = this.#rooms.get(room)
     members?.delete(nick)
     if (members?.size === 0) this.#rooms.delete(room)
   }
 
-  members (room: string): string[] {
-    return [...this.#rooms.get(room)?.keys() ?? []]
+  async members (room: string): Promise<string[]> {
+    return [...this.#rooms.get(room) ?? []]
   }
+
+  async close (): Promise<void> {}
+}
+
+/**
+ * Presence shared by every instance on one Redis: a hash per room, nickname -> instance. An
+ * instance removes its own members when it closes; one that crashes leaves them until restarted
+ * with the same INSTANCE_ID (an example's trade-off: a real app would expire them).
+ */
+class RedisPresence implements Presence {
+  readonly #client: ReturnType<typeof createClient>
+  readonly #instance: string
+  readonly #mine = new Set<string>()
+
+  constructor (url: string, instance: string) {
+    this.#client = createClient({ url })
+    this.#instance = instance
+  }
+
+  async connect (): Promise<void> {
+    await this.#client.connect()
+  }
+
+  async has (room: string, nick: string): Promise<boolean> {
+    return await this.#client.hExists(`chat:members:${room}`, nick) === 1
+  }
+
+  async enter (room: string, nick: string): Promise<boolean> {
+    const claimed = await this.#client.hSetNX(`chat:members:${room}`, nick, this.#instance) === 1
+    if (claimed) this.#mine.add(`${room}\n${nick}`)
+    return claimed
+  }
+
+  async exit (room: string, nick: string): Promise<void> {
+    this.#mine.delete(`${room}\n${nick}`)
+    await this.#client.hDel(`chat:members:${room}`, nick)
+  }
+
+  async members (room: string): Promise<string[]> {
+    return await this.#client.hKeys(`chat:members:${room}`)
+  }
+
+  async close (): Promise<void> {
+    for (const entry of this.#mine) {
+      const [room, nick] = entry.split('\n') as [string, string]
+      await this.#client.hDel(`chat:members:${room}`, nick)
+    }
+    this.#client.destroy()
+  }
+}
+
+/** Settings of the chat beyond Fastify's. */
+export interface ChatOptions {
+  /** Redis to share rooms with other instances (topics and presence); none: this process only. */
+  redisUrl?: string
 }
 
 // The page sits next to this file, or in the source tree when this file runs compiled from build/.
 const PAGE_PATH = [join(__dirname, 'chat.html'), join(__dirname, '..', '..', 'examples', 'chat.html')].find((path) => existsSync(path))
 
 /** Builds the chat application (not listening yet). */
-export async function buildChatApp (options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+export async function buildChatApp (options: FastifyServerOptions = {}, chat: ChatOptions = {}): Promise<FastifyInstance> {
   const page = readFileSync(PAGE_PATH ?? 'chat.html', 'utf8')
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>()
   // Awaited, so the routes below are declared after the plugin has loaded.
   // Chat lines repeat a lot: with context takeover, permessage-deflate shrinks them several times.
   // Connections that stall before their request are closed after 10 s (the default headersTimeout).
-  await app.register(fastifyWsconn, { readLimit: 4096, pingInterval: 30_000, compression: true })
-
-  const rooms = new Rooms()
+  // With Redis, a publish in one instance reaches the room's members in every instance.
+  await app.register(fastifyWsconn, {
+    readLimit: 4096,
+    pingInterval: 30_000,
+    compression: true,
+    ...(chat.redisUrl === undefined ? {} : { pubsub: { redis: { url: chat.redisUrl } } })
+  })
+  let rooms: Presence = new LocalPresence()
+  if (chat.redisUrl !== undefined) {
+    const shared = new RedisPresence(chat.redisUrl, process.env.INSTANCE_ID ?? randomUUID())
+    await shared.connect()
+    rooms = shared
+  }
+  // After the connections have closed (and left their rooms), before the process goes.
+  app.addHook('onClose', async () => { await rooms.close() })
   const taken = (nick: string, room: string): string => `the nickname ${nick} is taken in ${room}`
   const now = (): string => new Date().toISOString()
 
@@ -118,7 +194,7 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
     schemaErrorFormatter: explainJoinQuery
   }, async (request, reply) => {
     const { nick, room } = request.query
-    if (rooms.has(room, nick)) return await reply.code(409).send({ message: taken(nick, room) })
+    if (await rooms.has(room, nick)) return await reply.code(409).send({ message: taken(nick, room) })
     return { ok: true }
   })
 
@@ -128,19 +204,20 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
     schemaErrorFormatter: explainJoinQuery,
     preHandler: async (request, reply) => {
       const { nick, room } = request.query
-      if (rooms.has(room, nick)) await reply.code(409).send({ message: taken(nick, room) })
+      if (await rooms.has(room, nick)) await reply.code(409).send({ message: taken(nick, room) })
     }
   }, async (conn, request) => {
     const { nick, room } = request.query
     // Two upgrades with one nickname can both pass the hook before either enters.
-    if (!rooms.enter(room, nick, conn)) return await conn.close(1008, taken(nick, room))
+    if (!await rooms.enter(room, nick)) return await conn.close(1008, taken(nick, room))
+    conn.subscribe(roomTopic(room))
     // Serialised once by schema.outgoing and offered to every member of the room; a member that
     // stopped reading is closed (1008) rather than buffered for without bound.
     const publish = (message: Static<typeof ServerMessage>): void => {
       conn.publishJSON(roomTopic(room), message).catch((err: unknown) => { request.log.warn({ err }, 'chat: publish failed') })
     }
     publish({ kind: 'join', from: nick, text: `${nick} joined`, at: now() })
-    conn.writeJSON({ kind: 'members', room, members: rooms.members(room) }).catch(() => {})
+    conn.writeJSON({ kind: 'members', room, members: await rooms.members(room) }).catch(() => {})
     try {
       for (;;) {
         // Typed and validated: anything else closes the connection with 1007.
@@ -148,7 +225,7 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
         publish({ kind: 'message', from: nick, text, at: now() })
       }
     } finally {
-      rooms.exit(room, nick)
+      await rooms.exit(room, nick)
       publish({ kind: 'leave', from: nick, text: `${nick} left`, at: now() })
     }
   })
@@ -158,7 +235,7 @@ export async function buildChatApp (options: FastifyServerOptions = {}): Promise
 async function main (): Promise<void> {
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '127.0.0.1'
-  const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } }, { redisUrl: process.env.REDIS_URL })
   await app.listen({ port, host })
   const shown = host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host
   // The port actually bound, which differs from PORT=0.

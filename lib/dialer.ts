@@ -36,6 +36,12 @@ export interface DialOptions extends ConnOptions {
    * decline; an answer outside the offer fails the handshake. Default false.
    */
   compression?: boolean | CompressionOptions
+  /**
+   * Makes the connection the handshake runs over instead of a TCP or TLS socket (`tls` is then
+   * unused): called once per dial with the URL, it returns the Duplex to use, such as an in-memory
+   * pipe or an already open tunnel; a throw rejects the dial with that error.
+   */
+  createConnection?: (url: URL) => Duplex
 }
 
 // Request headers the handshake owns (lower case).
@@ -77,15 +83,17 @@ export class Dialer {
     const key = randomBytes(16).toString('base64')
     const headers = buildHeaders(target, key, opts)
     const secure = target.protocol === 'wss:'
+    const createConnection = opts.createConnection
     const requestOptions: https.RequestOptions = {
-      ...(secure ? opts.tls : {}),
+      ...(secure && createConnection === undefined ? opts.tls : {}),
       host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
       // '' for the scheme's default port, for which Node uses the agent's (80 for http, 443 for https).
       port: target.port,
       path: target.pathname + target.search,
       method: 'GET',
       headers,
-      agent: false
+      // Node uses createConnection only when no agent is given (agent: false makes one).
+      ...(createConnection === undefined ? { agent: false } : { createConnection: () => createConnection(target) })
     }
     const connOptions = resolveConnOptions(opts)
     const offered = offeredSubprotocols(opts)
@@ -204,6 +212,9 @@ function validate (opts: DialOptions): void {
   }
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError('websocket: option signal must be an AbortSignal')
+  }
+  if (opts.createConnection !== undefined && typeof opts.createConnection !== 'function') {
+    throw new TypeError('websocket: option createConnection must be a function')
   }
 }
 

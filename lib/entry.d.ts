@@ -19,7 +19,7 @@ import {
   isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
   DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
   DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
-  PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH
+  PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
 } from './index.js'
 import type {
   DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
@@ -27,7 +27,7 @@ import type {
   RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
   TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
   HandshakeGuardOptions, GuardedServer, SlowConsumerPolicy, HubOptions, PublishData, PublishOptions, PublishResult,
-  TopicBus, BusMessage, BusDelivery, BusLogger
+  TopicBus, BusMessage, BusDelivery, BusLogger, RedisBusOptions, PubSubOptions
 } from './index.js'
 
 /** The fastify-wsconn plugin: the same function as its `default` and `fastifyWsconn` properties. */
@@ -48,7 +48,7 @@ declare namespace fastifyWsconn {
     SimpleBufferPool, isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
     DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
     DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
-    PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH
+    PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
   }
   export type {
     DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
@@ -56,7 +56,7 @@ declare namespace fastifyWsconn {
     RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
     TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
     HandshakeGuardOptions, GuardedServer, SlowConsumerPolicy, HubOptions, PublishData, PublishOptions, PublishResult,
-    TopicBus, BusMessage, BusDelivery, BusLogger
+    TopicBus, BusMessage, BusDelivery, BusLogger, RedisBusOptions, PubSubOptions
   }
 }
 

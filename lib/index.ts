@@ -25,6 +25,8 @@ export {
 export { Hub, MAX_TOPIC_LENGTH } from './hub/hub.js'
 export type { HubOptions, PublishData, PublishOptions, PublishResult } from './hub/hub.js'
 export type { TopicBus, BusMessage, BusDelivery, BusLogger } from './pubsub/bus.js'
+export { RedisBus } from './pubsub/redis-bus.js'
+export type { RedisBusOptions } from './pubsub/redis-bus.js'
 export { SimpleBufferPool } from './buffer-pool.js'
 export type { BufferPool } from './buffer-pool.js'
 export { isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey } from './handshake.js'
@@ -36,7 +38,7 @@ export { Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT } from './dialer.js'
 export type { DialOptions } from './dialer.js'
 export { fastifyWsconn, MessageValidationError, DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD } from './plugin/index.js'
 export type {
-  WsconnPluginOptions, RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
+  WsconnPluginOptions, RouteWebsocketOptions, PubSubOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler,
   InjectWSOptions, TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage
 } from './plugin/index.js'
 import { fastifyWsconn } from './plugin/index.js'

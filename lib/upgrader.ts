@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { Conn } from './conn/conn.js'
+import { Conn, type ConnHooks } from './conn/conn.js'
 import {
   checkSameOrigin, computeAcceptKey, endSocketSoon, formatHeaderLines, isValidChallengeKey, originRefusalReason,
   isValidHeaderName, parseSubprotocols, tokenListContainsValue, writeHttpResponse, type OutgoingHeaders
@@ -204,8 +204,11 @@ export class Upgrader {
    * been written; otherwise the HTTP refusal has been written, the socket is closed, and the
    * promise rejects with a HandshakeError carrying the status (0 when the socket failed or timed out,
    * or when the client closed its side, sending FIN, before the 101: such a socket is destroyed).
+   * `hooks` are for code built on the Upgrader (the plugin): given to the Conn when it is made.
    */
-  async upgrade (req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}): Promise<Conn> {
+  async upgrade (
+    req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}, hooks: ConnHooks = {}
+  ): Promise<Conn> {
     if (socket.destroyed) throw new HandshakeError('socket already closed', 0)
     // A client that half-closed before the 101 can never answer a close frame. Node may have
     // reported its FIN already (the socket was not read since the request), so no event will come.
@@ -223,7 +226,7 @@ export class Upgrader {
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
       return new Conn(socket, {
-        isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
+        ...hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure

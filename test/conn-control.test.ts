@@ -6,6 +6,8 @@ import t from 'tap'
 import { TimeoutError } from '../lib/protocol/errors.js'
 import { clientFrame, closePayload, hangGuard, parseClose, rawPeer, sleep, stallingSize } from './helpers/raw.js'
 import { PreparedMessage } from '../lib/prepared-message.js'
+import { Conn } from '../lib/conn/conn.js'
+import { socketPair } from './helpers/tcp-pair.js'
 
 const TEXT = 1
 const BINARY = 2
@@ -125,6 +127,35 @@ t.test('custom ping and pong handlers get the payload; null restores the default
   const frame = await wire.nextFrame()
   t.same([frame.opcode, frame.payload.toString()], [PONG, 'p2'], 'the first frame sent at all is the default pong to p2')
   t.same([pings, pongs], [['p1'], ['q1']], 'the old handlers no longer run')
+})
+
+t.test('a pong observer given at construction sees every pong before the pong handler', async (t) => {
+  const { serverSocket, clientSocket, listener } = await socketPair()
+  const seen: string[] = []
+  const conn = new Conn(serverSocket, { isServer: true, pongObserver: (data) => { seen.push(`observer ${data.toString()}`) } })
+  t.teardown(async () => {
+    conn.terminate()
+    clientSocket.destroy()
+    await conn.closed
+    listener.close()
+  })
+  const marker = async (text: string): Promise<void> => {
+    clientSocket.write(clientFrame({ opcode: TEXT, payload: text }))
+    t.equal((await conn.readMessage()).data.toString(), text)
+  }
+  clientSocket.write(clientFrame({ opcode: PONG, payload: 'a' }))
+  await marker('no handler yet')
+  conn.setPongHandler((data) => { seen.push(`handler ${data.toString()}`) })
+  clientSocket.write(clientFrame({ opcode: PONG, payload: 'b' }))
+  await marker('with a handler')
+  conn.setPongHandler(null)
+  clientSocket.write(clientFrame({ opcode: PONG, payload: 'c' }))
+  await marker('handler removed')
+  conn.setPongHandler(() => { throw new Error('the handler fails') })
+  clientSocket.write(clientFrame({ opcode: PONG, payload: 'd' }))
+  await t.rejects(conn.readMessage(), { message: 'the handler fails' })
+  t.same(seen, ['observer a', 'observer b', 'handler b', 'observer c', 'observer d'],
+    'the observer runs first, with or without a handler, and setPongHandler(null) does not remove it')
 })
 
 t.test('a throwing or rejecting ping or pong handler becomes the read error', async (t) => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { TLSSocket } from 'node:tls'
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import type { Conn } from '../lib/conn/conn.js'
@@ -298,6 +298,52 @@ t.test('network errors reject with the error', async (t) => {
   await t.rejects(dial(`ws://127.0.0.1:${port}/`), { code: 'ECONNREFUSED' })
   const closing = await rawUpgradeServer(t, (_req, socket) => socket.destroy())
   await t.rejects(dial(`ws://127.0.0.1:${closing}/`), { code: 'ECONNRESET' })
+})
+
+t.test('createConnection: the handshake runs over the Duplex it returns', async (t) => {
+  let seen: IncomingMessage | undefined
+  const port = await upgraderServer(t, (conn, req) => {
+    seen = req
+    conn.writeMessage(1, 'over the given socket').catch(() => {})
+  })
+  const urls: string[] = []
+  const sockets: Socket[] = []
+  // The URL names a host that does not resolve: only createConnection decides where bytes go.
+  const conn = await dial('ws://nowhere.invalid:81/given?x=1', {
+    subprotocols: ['chat'],
+    createConnection: (url) => {
+      urls.push(url.href)
+      const socket = connect(port, '127.0.0.1')
+      sockets.push(socket)
+      return socket
+    }
+  })
+  t.teardown(() => conn.terminate())
+  t.same(urls, ['ws://nowhere.invalid:81/given?x=1'], 'called once, with the URL')
+  t.equal(conn.socket, sockets[0], 'the Conn runs over that socket')
+  t.equal(conn.subprotocol, 'chat')
+  t.equal(seen!.url, '/given?x=1')
+  t.equal(seen!.headers.host, 'nowhere.invalid:81')
+  t.equal((await conn.readMessage()).data.toString(), 'over the given socket')
+
+  // wss:// too: the Duplex is used as it is (here plain TCP), `tls` is not.
+  const secure = await dial(`wss://127.0.0.1:${port}/`, { tls: { ca: 'not a certificate' }, createConnection: () => connect(port, '127.0.0.1') })
+  t.teardown(() => secure.terminate())
+  t.equal((await secure.readMessage()).data.toString(), 'over the given socket')
+})
+
+t.test('createConnection: a throw rejects the dial; it must be a function', async (t) => {
+  const failure = new Error('no route to the peer')
+  await t.rejects(dial('ws://127.0.0.1:1/', { createConnection: () => { throw failure } }), failure)
+  await t.rejects(dial('ws://127.0.0.1:1/', { createConnection: 'net.connect' as never }),
+    { name: 'TypeError', message: 'websocket: option createConnection must be a function' })
+  // A refusal over a given Duplex leaves no socket open either.
+  const server = createServer((_req, res) => { res.writeHead(403).end('no') })
+  const port = await listen(t, server)
+  const socket = connect(port, '127.0.0.1')
+  await t.rejects(dial('ws://127.0.0.1/', { createConnection: () => socket }), { name: 'HandshakeError', status: 403 })
+  if (!socket.destroyed) await new Promise((resolve) => socket.once('close', resolve))
+  t.ok(socket.destroyed, 'the given socket is destroyed')
 })
 
 t.test('concurrent dials on one Dialer', async (t) => {

@@ -78,15 +78,21 @@ t.test('injectWS checks the 101 it gets', async (t) => {
       const key = String(request.headers['sec-websocket-key'])
       const accept = request.url === '/bad-accept' ? computeAcceptKey('something else') : computeAcceptKey(key)
       const protocol = request.url === '/bad-protocol' ? 'Sec-WebSocket-Protocol: unoffered\r\n' : ''
+      const extension = request.url === '/bad-extension' ? 'Sec-WebSocket-Extensions: permessage-deflate\r\n' : ''
       reply.hijack()
       request.raw.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${accept}\r\n${protocol}\r\n`)
+        `Sec-WebSocket-Accept: ${accept}\r\n${protocol}${extension}\r\n`)
     })
     app.get('/bad-accept', { websocket: true }, () => {})
     app.get('/bad-protocol', { websocket: true }, () => {})
+    app.get('/bad-extension', { websocket: true }, () => {})
   })
   await t.rejects(app.injectWS('/bad-accept'), { name: 'HandshakeError', status: 101, message: /Sec-WebSocket-Accept/ })
   await t.rejects(app.injectWS('/bad-protocol', { subprotocols: ['chat'] }), { name: 'HandshakeError', message: /"unoffered", which was not offered/ })
+  // The Dialer's own check and message: an extension the client never offered.
+  await t.rejects(app.injectWS('/bad-extension'), {
+    name: 'HandshakeError', status: 101, message: 'websocket: bad handshake: the server chose extensions "permessage-deflate" but none were offered'
+  })
 })
 
 t.test('injected connections take part in the shutdown', async (t) => {
@@ -94,11 +100,91 @@ t.test('injected connections take part in the shutdown', async (t) => {
     app.get('/ws', { websocket: true }, () => {})
   })
   const conn = await app.injectWS('/ws')
-  // The client may see the 101 a moment before the server lists the connection.
-  while (app.websocketConnections.size === 0) await new Promise((resolve) => setImmediate(resolve))
   t.equal(app.websocketConnections.size, 1)
   await app.close()
   await t.rejects(conn.readMessage(), { code: 1001, text: 'server shutting down' })
+})
+
+t.test('injectWS resolves once the server lists the connection', async (t) => {
+  const app = await build(t, (app) => {
+    app.get('/ws', { websocket: true }, () => {})
+  })
+  const conns = []
+  for (let i = 1; i <= 3; i++) {
+    conns.push(await app.injectWS('/ws'))
+    t.equal(app.websocketConnections.size, i, `counted as soon as injectWS resolves (${i})`)
+  }
+  t.ok([...app.websocketConnections].every((conn) => conn.isServer))
+  for (const conn of conns) await conn.close()
+})
+
+t.test('injectWS to a connection the server closes at once still resolves', async (t) => {
+  const app = await build(t, (app) => {
+    // Closed at once and never read: the server's socket may close before injectWS looks.
+    app.get('/bye', { websocket: true }, (conn) => { conn.terminate() })
+  })
+  const conn = await app.injectWS('/bye')
+  await conn.closed
+  t.equal(app.websocketConnections.size, 0)
+})
+
+t.test('injectWS negotiates permessage-deflate with a compressed route', async (t) => {
+  const app = await build(t, (app) => {
+    app.get('/zip', { websocket: { compression: true } }, async (conn) => {
+      // The first byte of each frame from the client, as it crossed the pipe.
+      const firstBytes: number[] = []
+      conn.socket.on('data', (chunk: Buffer) => firstBytes.push(chunk[0]))
+      const message = await conn.readMessage()
+      const rsv1 = (firstBytes[0] & 0x40) === 0x40
+      await conn.writeMessage(1, JSON.stringify({ negotiated: conn.compressionNegotiated, rsv1, echo: message.data.toString() }))
+    })
+    app.get('/plain', { websocket: true }, async (conn) => { await conn.writeMessage(1, 'plain') })
+  })
+  const conn = await app.injectWS('/zip', { compression: true })
+  t.equal(conn.compressionNegotiated, true)
+  t.match(conn.extensions, /^permessage-deflate/)
+  t.equal(conn.response?.headers['sec-websocket-extensions'], conn.extensions)
+  const received: Buffer[] = []
+  conn.socket.on('data', (chunk: Buffer) => received.push(chunk))
+  const text = 'the same words again and again, '.repeat(64)
+  await conn.writeMessage(1, text)
+  const reply = await conn.readMessage()
+  t.same(JSON.parse(reply.data.toString()), { negotiated: true, rsv1: true, echo: text }, 'the client sent RSV1')
+  const frame = Buffer.concat(received)
+  t.equal(frame[0], 0xc1, 'the server answered with FIN, RSV1 and text')
+  t.ok(frame.length < reply.data.length, 'on the wire the reply is smaller than the message')
+  await conn.close()
+
+  // A route without compression declines the offer; the connection goes on uncompressed.
+  const plain = await app.injectWS('/plain', { compression: true })
+  t.equal(plain.compressionNegotiated, false)
+  t.equal(plain.extensions, '')
+  t.equal((await plain.readMessage()).data.toString(), 'plain')
+  await plain.close()
+})
+
+t.test('injectWS readies the app as app.inject does, and refuses once it is closed', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyWsconn)
+  app.get('/ws', { websocket: true }, async (conn) => { await conn.writeMessage(1, 'ready') })
+  // Neither ready() nor listen() was called.
+  const conn = await app.injectWS('/ws')
+  t.equal((await conn.readMessage()).data.toString(), 'ready')
+  await conn.close()
+  await app.close()
+  await t.rejects(app.injectWS('/ws'), { code: 'FST_ERR_REOPENED_CLOSE_SERVER' })
+  await t.rejects(app.inject('/ws'), { code: 'FST_ERR_REOPENED_CLOSE_SERVER' }, 'as app.inject does')
+})
+
+t.test('injectWS reads its path as app.inject does', async (t) => {
+  const app = await build(t, (app) => {
+    app.get('/*', { websocket: true }, async (conn, request) => { await conn.writeMessage(1, request.url) })
+  })
+  for (const [path, url] of [['/a/b?x=1', '/a/b?x=1'], ['relative?y=2', '/relative?y=2'], ['//twice', '//twice'], [undefined, '/']]) {
+    const conn = await app.injectWS(path)
+    t.equal((await conn.readMessage()).data.toString(), url, `${String(path)} reaches ${url}`)
+    await conn.close()
+  }
 })
 
 t.test('the in-memory pipe behaves like a connection', async (t) => {

@@ -170,6 +170,38 @@ t.test('heartbeat: a peer that answers pings stays, one that does not is dropped
   await alive.close()
 })
 
+t.test('heartbeat: it keeps working while the handler has its own pong handler, which sees every pong', async (t) => {
+  let applicationPongs = 0
+  const { url } = await build(t, {}, (app) => {
+    app.get('/own-pongs', { websocket: { pingInterval: 20 } }, async (conn) => {
+      conn.setPongHandler(() => { applicationPongs++ })
+      await conn.readMessage()
+      await conn.writeMessage(1, `${applicationPongs} pongs seen`)
+      await conn.readMessage()
+    })
+  })
+  const peer = await dial(`${url}/own-pongs`)
+  let pongsSent = 0
+  const enough = new Promise<void>((resolve) => {
+    peer.setPingHandler(async (data) => {
+      await peer.writeControl(PongMessage, data)
+      if (++pongsSent === 4) resolve()
+    })
+  })
+  const reading = peer.readMessage()
+  // Four pongs answer four pings: the heartbeat saw each one, or it would have dropped the peer.
+  await enough
+  await peer.writeMessage(1, 'report')
+  const report = (await reading).data.toString()
+  t.match(report, /^\d+ pongs seen$/)
+  // The four pongs crossed the wire before 'report'.
+  t.ok(Number.parseInt(report) >= 4, `the application's pong handler ran for every pong (${report})`)
+  const silent = await dial(`${url}/own-pongs`)
+  silent.setPingHandler(() => {})
+  await t.rejects(silent.readMessage(), { code: 1006 }, 'a peer that answers no ping is still dropped')
+  await peer.close()
+})
+
 t.test('heartbeat: pings that cannot be sent while closing do not break it; the silent peer is dropped', async (t) => {
   const { url, waitFor } = await build(t, {}, (app) => {
     app.get('/closing', { websocket: { pingInterval: 20, closeTimeout: 60_000 } }, (conn) => {

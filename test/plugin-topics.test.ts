@@ -113,3 +113,49 @@ t.test('app.close() closes subscribers with 1001 and leaves no topic behind', as
 async function waitUntil (check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 5))
 }
+
+t.test('the pubsub option: checked at registration, a custom bus gets the delivery function, an unreachable Redis fails registration', async (t) => {
+  for (const pubsub of [{}, { redis: {}, bus: () => {} }, { kafka: {} }, null, { bus: {} }]) {
+    await t.rejects(async () => {
+      const app = Fastify()
+      await app.register(fastifyWsconn, { pubsub: pubsub as never })
+    }, /option pubsub/, JSON.stringify(pubsub))
+  }
+  const calls: string[] = []
+  let deliver: ((topic: string, message: { binary: boolean, data: Buffer }) => void) | undefined
+  const app = Fastify()
+  await app.register(fastifyWsconn, {
+    pubsub: {
+      bus: (deliverHere) => {
+        deliver = deliverHere
+        return {
+          ready: async () => { calls.push('ready') },
+          subscribe: (topic) => { calls.push(`subscribe ${topic}`) },
+          unsubscribe: (topic) => { calls.push(`unsubscribe ${topic}`) },
+          publish: async (topic) => { calls.push(`publish ${topic}`) },
+          close: async () => { calls.push('close') }
+        }
+      }
+    }
+  })
+  app.get('/t', { websocket: true }, async (conn) => {
+    conn.subscribe('t')
+    conn.send('subscribed')
+  })
+  const port = await listen(app)
+  const client = await openRecording(`ws://127.0.0.1:${port}/t`)
+  await client.waitFor(1)
+  deliver!('t', { binary: false, data: Buffer.from('from another process') })
+  await client.waitFor(2)
+  t.equal(client.texts()[1], 'from another process')
+  await app.websocketPublish('t', 'x')
+  await app.close()
+  t.same(calls, ['ready', 'subscribe t', 'publish t', 'unsubscribe t', 'close'])
+
+  const unreachable = Fastify()
+  // Port 1 on loopback refuses connections at once.
+  const error = await unreachable.register(fastifyWsconn, { pubsub: { redis: { url: 'redis://user:secret@127.0.0.1:1', connectTimeout: 500 } } })
+    .then(() => undefined, (err: unknown) => err as Error)
+  t.match(error?.message, /127\.0\.0\.1:1/, 'registration fails naming the Redis')
+  t.notMatch(error?.message, /secret/, '... without its password')
+})

@@ -64,6 +64,7 @@ const EXPECTED_KINDS: Record<string, 'class' | 'function' | 'number' | 'object'>
   Hub: 'class',
   MAX_TOPIC_LENGTH: 'number',
   PublishError: 'class',
+  RedisBus: 'class',
   SimpleBufferPool: 'class',
   isWebSocketUpgrade: 'function',
   parseSubprotocols: 'function',

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { expect, test } from 'tstyche'
 import {
   Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError, guardHandshakes,
@@ -62,6 +63,8 @@ test('a protocol error names its rule with a code from a closed list', () => {
 
 test('factories', () => {
   expect(dial('ws://localhost')).type.toBe<Promise<Conn>>()
+  expect(dial).type.toBeCallableWith('ws://localhost', { createConnection: (url: URL) => connect(Number(url.port), url.hostname) })
+  expect(dial).type.not.toBeCallableWith('ws://localhost', { createConnection: () => 'not a stream' })
   expect(new Upgrader({ checkOrigin: () => true }).upgrade).type.toBeCallableWith({} as import('node:http').IncomingMessage, {} as import('node:net').Socket, Buffer.alloc(0))
   expect(new PreparedMessage(TextMessage, 'x')).type.toBe<PreparedMessage>()
   expect(formatCloseMessage(1000)).type.toBe<Buffer>()

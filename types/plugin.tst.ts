@@ -37,6 +37,10 @@ test('decorators', () => {
   const app = Fastify()
   expect(app.injectWS('/ws', { headers: { authorization: 'x' }, subprotocols: ['chat'], readLimit: 10 })).type.toBe<Promise<Conn>>()
   expect(app.injectWS()).type.toBe<Promise<Conn>>()
+  expect(app.injectWS).type.toBeCallableWith('/zip', { compression: { level: 1 }, origin: 'http://localhost', handshakeTimeout: 1000 })
+  // The transport is injectWS's own.
+  expect(app.injectWS).type.not.toBeCallableWith('/ws', { createConnection: () => process.stdin })
+  expect(app.injectWS).type.not.toBeCallableWith('/ws', { tls: {} })
   expect(app.websocketConnections).type.toBe<ReadonlySet<Conn>>()
   expect(app.websocketConnections).type.not.toHaveProperty('add')
   app.addHook('onRequest', async (request) => {

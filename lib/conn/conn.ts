@@ -24,8 +24,19 @@ import { Admission, ConnWriter, controlPayload } from './write.js'
 export type { CloseHandler, ControlHandler, Message, ReadOptions } from './read.js'
 export type { JsonCodec } from './json.js'
 
+/**
+ * What code built on a Conn (the plugin) gives it when it is made, instead of changing it from
+ * outside later: both are fixed for the connection's life.
+ */
+export interface ConnHooks {
+  /** How `readJSON`/`writeJSON` turn messages into values and back; plain JSON when absent. */
+  json?: JsonCodec
+  /** Sees every pong before the application's pong handler, which stays the application's to set. */
+  pongObserver?: (data: Buffer) => void
+}
+
 /** How a connection came to be; built by `Upgrader` and `Dialer`. */
-export interface ConnInit {
+export interface ConnInit extends ConnHooks {
   isServer: boolean
   /** Bytes that arrived after the HTTP handshake; parsed before anything else. */
   head?: Buffer
@@ -53,7 +64,6 @@ const NOTHING_AGREED: HandshakeAgreement = Object.freeze({ subprotocol: '', exte
 /** Where a socket keeps its connection, so one set of listener functions serves every socket. */
 const kConn = Symbol('fastify-wsconn.conn')
 type ConnSocket = Duplex & { [kConn]: Conn }
-let setJsonCodec!: (conn: Conn, codec: JsonCodec | undefined) => void
 let offerToConn!: (conn: Conn, message: PreparedMessage) => Admission
 
 /**
@@ -62,11 +72,6 @@ let offerToConn!: (conn: Conn, message: PreparedMessage) => Admission
  */
 export function offerPublished (conn: Conn, message: PreparedMessage): Admission {
   return offerToConn(conn, message)
-}
-
-/** Makes `readJSON`/`writeJSON` of `conn` go through `codec` (undefined restores plain JSON). */
-export function useJsonCodec (conn: Conn, codec: JsonCodec | undefined): void {
-  setJsonCodec(conn, codec)
 }
 
 /**
@@ -84,7 +89,7 @@ export class Conn implements AsyncIterable<Message> {
   readonly #closing: ConnClosing
   /** What the handshake agreed on; one shared object when it agreed on nothing (no subprotocol, no extension, a server). */
   readonly #agreed: HandshakeAgreement
-  #json: JsonCodec | undefined
+  readonly #json: JsonCodec | undefined
   readonly #hub: Hub | undefined
 
   /** The subprotocol the handshake agreed on, '' for none. */
@@ -108,7 +113,6 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   static {
-    setJsonCodec = (conn, codec) => { conn.#json = codec }
     offerToConn = (conn, message) => conn.#offer(message, message.data.length)
   }
 
@@ -130,6 +134,8 @@ export class Conn implements AsyncIterable<Message> {
     this.#closing = new ConnClosing(this.#writer)
     this.#reader = new ConnReader(socket, init.isServer, options, deflate, this.#closing)
     this.#closing.reader = this.#reader
+    this.#json = init.json
+    if (init.pongObserver !== undefined) this.#reader.settings.pongObserver = init.pongObserver
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
     if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)

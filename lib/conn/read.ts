@@ -57,6 +57,8 @@ interface ReadSettings {
   close: CloseHandler | undefined
   ping: ControlHandler | undefined
   pong: ControlHandler | undefined
+  /** Sees every pong before `pong` does; set when the connection is made (the plugin's heartbeat). */
+  pongObserver: ((data: Buffer) => void) | undefined
   deadline: NodeJS.Timeout | undefined
   /** The streaming reader of the message being read through nextReader. */
   streamReader: MessageReader | undefined
@@ -401,8 +403,10 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   onPong (data: Buffer): void {
-    const handler = this.#settings?.pong
-    if (handler !== undefined) this.#runHandler(handler, data)
+    const settings = this.#settings
+    if (settings === undefined) return
+    settings.pongObserver?.(data)
+    if (settings.pong !== undefined) this.#runHandler(settings.pong, data)
   }
 
   onClose (code: number, text: string): void {
@@ -436,7 +440,9 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   /** The control handlers and the deadline, made on first use. */
   get settings (): ReadSettings {
-    this.#settings ??= { close: undefined, ping: undefined, pong: undefined, deadline: undefined, streamReader: undefined }
+    this.#settings ??= {
+      close: undefined, ping: undefined, pong: undefined, pongObserver: undefined, deadline: undefined, streamReader: undefined
+    }
     return this.#settings
   }
 

@@ -5,14 +5,16 @@ import { FST_WS_ROUTE_DECLARED_TOO_EARLY } from './errors.js'
 import { injectWS, type InjectWSOptions } from './inject.js'
 import { guardHandshakes } from '../handshake-guard.js'
 import { Hub, type PublishData, type PublishOptions } from '../hub/hub.js'
-import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type WsconnPluginOptions } from './options.js'
+import { DEFAULT_CLOSE_GRACE_PERIOD, validatePluginOptions, type PubSubOptions, type WsconnPluginOptions } from './options.js'
+import type { BusDelivery, BusLogger, TopicBus } from '../pubsub/bus.js'
+import { RedisBus } from '../pubsub/redis-bus.js'
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
 import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
 import './types.js'
 
 export type {
-  InvalidMessagePolicy, OriginPolicy, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
+  InvalidMessagePolicy, OriginPolicy, PubSubOptions, RouteWebsocketOptions, WebsocketErrorHandler, WsconnPluginOptions
 } from './options.js'
 export { DEFAULT_CLOSE_GRACE_PERIOD, DEFAULT_PLUGIN_READ_LIMIT } from './options.js'
 export { MessageValidationError } from './errors.js'
@@ -33,7 +35,16 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   validatePluginOptions(options)
   const gracePeriod = options.closeGracePeriod ?? DEFAULT_CLOSE_GRACE_PERIOD
   const registry = new ConnectionRegistry()
-  const hub = new Hub({ log: fastify.log })
+  const bus = createBus(options.pubsub, (topic, message) => { hub.deliverFromBus(topic, message) }, fastify.log)
+  const hub: Hub = new Hub({ bus, log: fastify.log })
+  if (bus !== undefined) {
+    try {
+      await bus.ready()
+    } catch (error) {
+      await bus.close()
+      throw error
+    }
+  }
   // Routes the onRoute hook never saw (declared before the plugin loaded) cannot be websocket
   // routes; an upgrade reaching one is refused loudly instead of being served as plain HTTP.
   // Warned once per route.
@@ -51,7 +62,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
     return hub.subscriberCount(topic)
   })
   fastify.decorate('injectWS', function (path?: string, injectOptions?: InjectWSOptions) {
-    return injectWS(fastify, path, injectOptions)
+    return injectWS(fastify, registry, path, injectOptions)
   })
   fastify.decorateRequest('ws', {
     getter (this: FastifyRequest): boolean {
@@ -87,6 +98,12 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
     stopGuard()
     await hub.close()
   })
+}
+
+/** The bus of the `pubsub` option (checked already), undefined without one. */
+function createBus (pubsub: PubSubOptions | undefined, deliver: BusDelivery, log: BusLogger): TopicBus | undefined {
+  if (pubsub === undefined) return undefined
+  return pubsub.bus !== undefined ? pubsub.bus(deliver, log) : new RedisBus(pubsub.redis, deliver, log)
 }
 
 /**

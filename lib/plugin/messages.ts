@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { useJsonCodec, type Conn, type JsonCodec as ConnJsonCodec } from '../conn/conn.js'
+import type { Conn, JsonCodec } from '../conn/conn.js'
 import { MessageValidationError } from './errors.js'
 import type { InvalidMessagePolicy } from './options.js'
 
@@ -7,12 +7,6 @@ import type { InvalidMessagePolicy } from './options.js'
 type Validator = ((data: unknown) => unknown) & { errors?: unknown }
 /** A serializer as Fastify's serializer compilers build it. */
 type Serializer = (data: never) => string
-
-/** The compiled message schemas of one route. */
-export interface JsonCodec {
-  validate: Validator | undefined
-  serialize: Serializer | undefined
-}
 
 /** The message schemas a route declared. */
 export interface MessageSchemas {
@@ -23,37 +17,33 @@ export interface MessageSchemas {
 /**
  * Compiles `schema.incoming` with the route's validator compiler and `schema.outgoing` with its
  * serializer compiler, through Fastify's public compile API, so a user's compilers apply and
- * each schema is compiled once per route. Throws what the compiler throws.
+ * each schema is compiled once per route, and returns them as the JSON codec the connection is
+ * made with: `readJSON()` parses, validates (taking the value a compiler may return, e.g. with
+ * defaults applied) and applies the invalid-message policy; `writeJSON(v)` uses the
+ * schema-compiled serializer when `schema.outgoing` exists, so only properties the schema names
+ * are ever sent. Throws what the compiler throws.
  */
-export function compileCodec (request: FastifyRequest, reply: FastifyReply, schemas: MessageSchemas | undefined): JsonCodec {
+export function compileCodec (
+  request: FastifyRequest, reply: FastifyReply, schemas: MessageSchemas | undefined, policy: InvalidMessagePolicy
+): JsonCodec {
   const incoming = schemas?.incoming
   const outgoing = schemas?.outgoing
-  return {
-    validate: incoming === undefined ? undefined : request.compileValidationSchema(incoming as Record<string, unknown>, 'body') as Validator,
-    serialize: outgoing === undefined ? undefined : reply.compileSerializationSchema(outgoing as Record<string, unknown>, '200')
-  }
-}
-
-/**
- * Gives a connection the route's JSON behaviour: `readJSON()` parses, validates (taking the value
- * a compiler may return, e.g. with defaults applied) and applies the invalid-message policy;
- * `writeJSON(v)` uses the schema-compiled serializer when `schema.outgoing` exists, so only
- * properties the schema names are ever sent.
- */
-export function installJsonCodec (conn: Conn, codec: JsonCodec, policy: InvalidMessagePolicy): void {
-  useJsonCodec(conn, new RouteJsonCodec(codec, policy))
+  return new RouteJsonCodec(
+    incoming === undefined ? undefined : request.compileValidationSchema(incoming as Record<string, unknown>, 'body') as Validator,
+    outgoing === undefined ? undefined : reply.compileSerializationSchema(outgoing as Record<string, unknown>, '200'),
+    policy
+  )
 }
 
 /** A route's compiled schemas as the connection's JSON codec: one object, no closures per connection. */
-class RouteJsonCodec implements ConnJsonCodec {
+class RouteJsonCodec implements JsonCodec {
   readonly #validate: Validator | undefined
   readonly #policy: InvalidMessagePolicy
   readonly encode: ((value: unknown) => string) | undefined
 
-  constructor (codec: JsonCodec, policy: InvalidMessagePolicy) {
-    this.#validate = codec.validate
+  constructor (validate: Validator | undefined, serialize: Serializer | undefined, policy: InvalidMessagePolicy) {
+    this.#validate = validate
     this.#policy = policy
-    const serialize = codec.serialize
     this.encode = serialize === undefined ? undefined : (value) => serialize(value as never)
   }
 

@@ -5,6 +5,8 @@ import { checkSameOrigin } from '../handshake.js'
 import { checkMilliseconds } from '../option-checks.js'
 import { CONN_OPTION_NAMES, pickConnOptions, type ConnOptions } from '../options.js'
 import type { Hub } from '../hub/hub.js'
+import type { BusDelivery, BusLogger, TopicBus } from '../pubsub/bus.js'
+import type { RedisBusOptions } from '../pubsub/redis-bus.js'
 import { Upgrader, type UpgraderOptions } from '../upgrader.js'
 import { resolveCompression, type CompressionOptions } from '../deflate/compression.js'
 
@@ -70,10 +72,20 @@ export interface WsconnPluginOptions extends RouteWebsocketOptions {
    * turns the guard off. Default 10000. See `guardHandshakes`.
    */
   headersTimeout?: number
+  /**
+   * Fan-out across processes: `{ redis: { url } }` (or `{ redis: { client } }`, see RedisBusOptions)
+   * makes every publish reach the subscribers of every process on that Redis; `{ bus: (deliver, log) => TopicBus }`
+   * uses any other transport (the plugin gives it the function that delivers its messages here). Registration waits until the bus is ready and fails when it cannot be. Default
+   * none: topics stay in this process.
+   */
+  pubsub?: PubSubOptions
 }
 
+/** The `pubsub` plugin option: Redis, or a TopicBus of your own. */
+export type PubSubOptions = { redis: RedisBusOptions, bus?: undefined } | { bus: (deliver: BusDelivery, log: BusLogger) => TopicBus, redis?: undefined }
+
 /** The plugin options that are not route defaults. */
-const PLUGIN_ONLY_OPTION_NAMES = new Set(['closeGracePeriod', 'headersTimeout'])
+const PLUGIN_ONLY_OPTION_NAMES = new Set(['closeGracePeriod', 'headersTimeout', 'pubsub'])
 
 /** Plugin default of `readLimit`: 1 MiB, far below the engine's 16 MiB, since a server reads untrusted input. */
 export const DEFAULT_PLUGIN_READ_LIMIT = 1024 * 1024
@@ -113,6 +125,7 @@ export function validatePluginOptions (options: WsconnPluginOptions): void {
   checkKnownKeys(options, 'plugin option', (name) => PLUGIN_ONLY_OPTION_NAMES.has(name) || REGISTER_OPTION_NAMES.has(name))
   if (options.closeGracePeriod !== undefined) checkMilliseconds('closeGracePeriod', options.closeGracePeriod)
   if (options.headersTimeout !== undefined) checkMilliseconds('headersTimeout', options.headersTimeout)
+  if (options.pubsub !== undefined) checkPubSub(options.pubsub)
   resolveRouteSettings(options, undefined)
 }
 
@@ -157,6 +170,16 @@ export function resolveRouteSettings (defaults: RouteWebsocketOptions, route: tr
     onInvalidMessage: policy,
     errorHandler: merged.errorHandler,
     compression
+  }
+}
+
+function checkPubSub (pubsub: PubSubOptions): void {
+  const given = typeof pubsub === 'object' && pubsub !== null ? Object.keys(pubsub).filter((key) => (pubsub as Record<string, unknown>)[key] !== undefined) : []
+  if (given.length !== 1 || (given[0] !== 'redis' && given[0] !== 'bus')) {
+    throw new TypeError('websocket: option pubsub must be { redis: { url } } or { bus } (a TopicBus)')
+  }
+  if (given[0] === 'bus' && typeof pubsub.bus !== 'function') {
+    throw new TypeError('websocket: option pubsub.bus must be a function (deliver, log) => TopicBus')
   }
 }
 

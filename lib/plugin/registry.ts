@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import type { Conn } from '../conn/conn.js'
 import { CloseGoingAway } from '../protocol/constants.js'
 
@@ -12,6 +13,8 @@ export class ConnectionRegistry {
   /** The live connections; read-only to users, who get it as `app.websocketConnections`. */
   readonly connections = new Set<Conn>()
   #shuttingDown = false
+  /** What `settled` waits for, by socket: called when a connection on it is listed. */
+  readonly #waiting = new WeakMap<Duplex, () => void>()
 
   /** True once `shutdown` has begun: no connection may start any more. */
   get shuttingDown (): boolean {
@@ -21,7 +24,21 @@ export class ConnectionRegistry {
   /** Lists `conn` until its socket closes. */
   add (conn: Conn): void {
     this.connections.add(conn)
+    this.#waiting.get(conn.socket)?.()
     conn.closed.then(() => { this.connections.delete(conn) })
+  }
+
+  /** Resolves once a connection on `socket` is listed, or once `socket` has closed without one. */
+  settled (socket: Duplex): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#waiting.delete(socket)
+        socket.off('close', done)
+        resolve()
+      }
+      this.#waiting.set(socket, done)
+      socket.once('close', done)
+    })
   }
 
   /**

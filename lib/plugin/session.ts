@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Conn } from '../conn/conn.js'
+import type { Conn, JsonCodec } from '../conn/conn.js'
 import { CloseGoingAway, CloseInternalServerErr } from '../protocol/constants.js'
 import { CloseError, CloseSentError, HandshakeError, ProtocolError, WriteClosedError } from '../protocol/errors.js'
-import { startHeartbeat } from './heartbeat.js'
+import { Heartbeat } from './heartbeat.js'
 import { MessageValidationError } from './errors.js'
-import { compileCodec, installJsonCodec, type JsonCodec, type MessageSchemas } from './messages.js'
+import { compileCodec, type MessageSchemas } from './messages.js'
 import type { RouteSettings } from './options.js'
 import { SHUTDOWN_REASON, type ConnectionRegistry } from './registry.js'
 import { refuseUnavailable, type PendingUpgrade } from './upgrade-routing.js'
@@ -28,7 +28,7 @@ export function acceptUpgrade (
   instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply,
   upgrade: PendingUpgrade, route: WebsocketRoute, registry: ConnectionRegistry
 ): void {
-  const codec = compileCodec(request, reply, route.schemas)
+  const codec = compileCodec(request, reply, route.schemas, route.settings.onInvalidMessage)
   reply.hijack()
   upgrade.claim()
   if (registry.shuttingDown) {
@@ -43,9 +43,12 @@ async function runSession (
   instance: FastifyInstance, request: FastifyRequest, upgrade: PendingUpgrade,
   route: WebsocketRoute, registry: ConnectionRegistry, codec: JsonCodec
 ): Promise<void> {
+  const heartbeat = route.settings.pingInterval > 0 ? new Heartbeat(route.settings.pingInterval) : undefined
   let conn: Conn
   try {
-    conn = await route.settings.upgrader.upgrade(request.raw, upgrade.socket, upgrade.head)
+    conn = await route.settings.upgrader.upgrade(request.raw, upgrade.socket, upgrade.head, undefined, {
+      json: codec, pongObserver: heartbeat?.observePong
+    })
   } catch (err) {
     logRefusal(request, err as HandshakeError)
     return
@@ -55,8 +58,7 @@ async function runSession (
     return
   }
   registry.add(conn)
-  installJsonCodec(conn, codec, route.settings.onInvalidMessage)
-  if (route.settings.pingInterval > 0) startHeartbeat(conn, route.settings.pingInterval, request.log)
+  heartbeat?.start(conn, request.log)
   try {
     await route.handler.call(instance, conn, request)
   } catch (err) {

@@ -1,6 +1,6 @@
 // TopicBus over Redis pub/sub with the official node-redis client. Two connections: a subscribed
 // connection cannot publish, and keeping publishes off it keeps one slow path from delaying the other.
-import { createClient } from 'redis'
+import type * as NodeRedis from 'redis'
 import type { BusDelivery, BusLogger, BusMessage, TopicBus } from './bus.js'
 import { decodeEnvelope, encodeEnvelope, HEADER_LENGTH, newOrigin } from './envelope.js'
 import { reconnectDelay, RedisLink, type LinkEvents } from './redis-link.js'
@@ -122,7 +122,7 @@ export class RedisBus implements TopicBus {
   #createClient (): RedisClient {
     const { source, connectTimeout } = this.#options
     const socket = { connectTimeout, reconnectStrategy: reconnectDelay }
-    if ('url' in source) return createClient({ url: source.url, disableOfflineQueue: true, socket })
+    if ('url' in source) return loadNodeRedis().createClient({ url: source.url, disableOfflineQueue: true, socket })
     const app = source.client as unknown as RedisClient
     return app.duplicate({ disableOfflineQueue: true, socket: { ...app.options?.socket, ...socket } })
   }
@@ -246,4 +246,16 @@ export class RedisBus implements TopicBus {
       if (client.isOpen) client.destroy()
     }
   }
+}
+
+let nodeRedis: typeof NodeRedis | undefined
+
+/**
+ * The redis package, loaded on first use: it takes about 300 ms to load, which an app that never
+ * uses Redis (or a process that only imports fastify-wsconn) should not pay.
+ */
+function loadNodeRedis (): typeof NodeRedis {
+  // A lazy load: import() would make client creation async.
+  nodeRedis ??= require('redis') as typeof NodeRedis
+  return nodeRedis
 }
