@@ -3,10 +3,9 @@ import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import type { Conn } from '../../lib/conn/conn.js'
 import { loadOurs } from '../servers/ours-runtime.js'
 import { packageVersion } from '../shared/versions.js'
-import { startOursCore } from './ours-core.js'
 import { PUBLISHER_PATH, TOPIC, type FanoutServer } from './protocol.js'
 
-/** The part of the plugin's decorations this server uses (typed here, so the bench compiles before `pubsub` lands). */
+/** The decorations this server uses (typed here: the plugin is loaded at run time from the tsc build). */
 interface Publishing {
   websocketPublish: (topic: string, data: string) => Promise<unknown>
   websocketSubscriberCount: (topic: string) => number
@@ -16,21 +15,13 @@ interface Publishing {
  * Ours as an application scaling out would write it: the plugin with `pubsub: { redis: { url } }`,
  * every connection on `/` subscribed to one topic, and each message of the publisher connection
  * published as it came (text stays text) with `app.websocketPublish`, which delivers it here and,
- * through Redis, in every other process. A plugin without the option (before the Redis bus is
- * wired into it) falls back to the same Hub and RedisBus under the Upgrader (ours-core.ts), and
- * the report says so.
+ * through Redis, in every other process.
  */
 export async function startOurs (redisUrl: string): Promise<FanoutServer> {
   const ours = await loadOurs()
   if (!('fn' in ours.plugin)) throw new Error(`the plugin cannot be used: ${ours.plugin.error}`)
   const app = Fastify({ logger: false })
-  try {
-    await app.register(ours.plugin.fn as Parameters<FastifyInstance['register']>[0], { pubsub: { redis: { url: redisUrl } } })
-  } catch (err) {
-    if (!/unknown plugin option "pubsub"/.test((err as Error).message)) throw err
-    await app.close()
-    return startOursCore(redisUrl, 'the plugin has no pubsub option yet')
-  }
+  await app.register(ours.plugin.fn as Parameters<FastifyInstance['register']>[0], { pubsub: { redis: { url: redisUrl } } })
   const publishing = app as unknown as Publishing
   let failures = 0
   app.route({ method: 'GET', url: '/', websocket: true, handler: subscriber } as unknown as RouteOptions)
@@ -60,7 +51,7 @@ export async function startOurs (redisUrl: string): Promise<FanoutServer> {
 }
 
 /** A subscriber's handler: one topic, and reading until the connection ends. */
-export async function subscriber (conn: Conn): Promise<void> {
+async function subscriber (conn: Conn): Promise<void> {
   conn.subscribe(TOPIC)
   try {
     // Reading answers pings and sees the close; subscribers send nothing else.

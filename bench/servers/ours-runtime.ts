@@ -1,6 +1,6 @@
 import type { Upgrader as UpgraderClass, UpgraderOptions } from '../../lib/upgrader.js'
 import type { PreparedMessage as PreparedMessageClass } from '../../lib/prepared-message.js'
-import type { Hub as HubClass, HubOptions } from '../../lib/hub/hub.js'
+import type { Hub as HubClass } from '../../lib/hub/hub.js'
 import path from 'node:path'
 
 /** The parts of this repository the bench server uses, loaded from source or from a tsc build. */
@@ -8,7 +8,7 @@ export interface OursRuntime {
   Upgrader: new (options?: UpgraderOptions) => UpgraderClass
   PreparedMessage: new (type: 1 | 2, data: Buffer) => PreparedMessageClass
   TextMessage: 1
-  Hub: new (options?: HubOptions) => HubClass
+  Hub: new () => HubClass
   /** Where lib/ was loaded from, for the report. */
   source: string
   /** The Fastify plugin, or why it cannot be used. */
