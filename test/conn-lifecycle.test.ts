@@ -219,14 +219,19 @@ t.test('resolveConnOptions fills in the documented defaults', async (t) => {
     writeBufferSize: 4096,
     writeBufferPool: undefined,
     validateUtf8: true,
-    closeTimeout: 5000
+    closeTimeout: 5000,
+    maxBufferedAmount: 4 * 1024 * 1024,
+    slowConsumerPolicy: 'close'
   })
   t.same(
     [DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT],
     [16 * 1024 * 1024, 131072, 1024 * 1024, 4096, 5000]
   )
   const pool = new SimpleBufferPool(100)
-  const given = { readLimit: 0, maxFragments: 1, readBufferSize: 1, writeBufferSize: 100, writeBufferPool: pool, validateUtf8: false, closeTimeout: 0 }
+  const given = {
+    readLimit: 0, maxFragments: 1, readBufferSize: 1, writeBufferSize: 100, writeBufferPool: pool, validateUtf8: false, closeTimeout: 0,
+    maxBufferedAmount: 0, slowConsumerPolicy: 'drop' as const
+  }
   t.same(resolveConnOptions(given), given, 'the smallest allowed values are kept')
   t.equal(resolveConnOptions(given).writeBufferPool, pool)
 })

@@ -140,6 +140,7 @@ t.test('with a bus: subscribed on the first subscriber, unsubscribed on the last
   t.same((failed as PublishError).result, { delivered: 2, dropped: 0, closed: 0 }, '... after local delivery')
   t.match((failed as PublishError).message, /reached 2 local subscriber\(s\) but not the other processes: redis is down/)
   t.equal((failed as PublishError).code, 'ERR_WS_PUBLISH')
+  t.match(new PublishError('t', { delivered: 0, dropped: 0, closed: 0 }, 'gone').message, /not the other processes: gone$/, 'a cause that is not an Error is quoted')
   hub.publish('room', 'ignored promise') // must not become an unhandled rejection
   await b.client.waitFor(5)
 

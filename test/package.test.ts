@@ -116,7 +116,7 @@ t.test('fastify is a peer dependency, and the built code needs nothing outside i
       if (!name.startsWith('node:') && !builtinModules.includes(name)) needed.add(name)
     }
   }
-  t.same([...needed].sort(), ['@fastify/error', 'fastify', 'fastify-plugin'], 'the code and its types import @fastify/error, fastify and fastify-plugin only')
+  t.same([...needed].sort(), ['@fastify/error', 'fastify', 'fastify-plugin', 'redis'], 'the code and its types import @fastify/error, fastify, fastify-plugin and redis only')
   for (const name of needed) t.ok(allowed.has(name), `${name} is declared`)
   // The consumer projects below compile with skipLibCheck off in an install that has no TypeBox.
   t.notOk(existsSync(join(app, 'node_modules', '@sinclair', 'typebox')), 'the temporary install has no TypeBox')

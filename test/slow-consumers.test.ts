@@ -7,6 +7,7 @@ import t from 'tap'
 import type { Socket } from 'node:net'
 import { Hub } from '../lib/hub/hub.js'
 import { BinaryMessage, TextMessage } from '../lib/protocol/constants.js'
+import { PreparedMessage } from '../lib/prepared-message.js'
 import { UpgraderServer, type RecordingClient } from './helpers/topic-clients.js'
 
 const LIMIT = 1024 * 1024
@@ -103,9 +104,10 @@ t.test('send(): the type comes from the data; limits apply to it, never to await
   t.equal(conn.send('text'), true)
   t.equal(conn.send(Buffer.from([1, 2, 3])), true)
   t.equal(conn.send(new Uint8Array([4])), true)
+  t.equal(conn.send(new PreparedMessage(TextMessage, 'prepared')), true)
   t.throws(() => conn.send(5 as unknown as string), { message: /must be a string, Buffer/ })
-  await client.waitFor(3)
-  t.same(client.received.map((m) => m.binary), [false, true, true])
+  await client.waitFor(4)
+  t.same(client.received.map((m) => m.binary), [false, true, true, false])
 
   // Nothing buffered: even a message three times the limit is taken.
   const big = Buffer.alloc(3 * LIMIT, 7)
