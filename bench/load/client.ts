@@ -19,6 +19,8 @@ export interface ClientSettings {
   size: number
   /** Request path of the upgrade (default '/'). */
   path?: string
+  /** Reads the server's frames instead of the default counter (a job that looks into messages). */
+  reader?: (client: BenchClient) => MessageCounter
 }
 
 // Every socket reads into this one buffer (net's `onread`): no allocation per read and no
@@ -44,7 +46,7 @@ export class BenchClient {
   constructor (slot: number, settings: ClientSettings, hooks: ClientHooks) {
     this.slot = slot
     this.#hooks = hooks
-    this.#counter = settings.transport === 'ws' ? new FrameCounter() : new ByteCounter(settings.size)
+    this.#counter = settings.reader?.(this) ?? (settings.transport === 'ws' ? new FrameCounter() : new ByteCounter(settings.size))
     this.socket = connect({
       host: '127.0.0.1',
       port: settings.port,

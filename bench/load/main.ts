@@ -3,6 +3,7 @@
 import type { GeneratorCommand, GeneratorEvent, Job, JobResult } from '../shared/messages.js'
 import { runBroadcast } from './broadcast.js'
 import { runEcho } from './echo.js'
+import { runFanout } from './fanout.js'
 import { runHandshakes } from './handshake.js'
 import { runIdle } from './idle.js'
 import { emptyResult } from './result.js'
@@ -20,6 +21,7 @@ function run (job: Job): Promise<JobResult> {
     case 'broadcast': return runBroadcast(job, emit, released)
     case 'idle': return runIdle(job, emit, released)
     case 'handshake': return runHandshakes(job, emit)
+    case 'fanout': return runFanout(job, emit, released)
   }
 }
 

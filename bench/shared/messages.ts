@@ -50,8 +50,25 @@ export interface HandshakeJob {
   durationMs: number
 }
 
+/**
+ * Fan-out across two server processes (bench/redis.ts): `connections` subscribers on each port, a
+ * publisher on the first, `inFlight` publishes outstanding; a publish is done when every
+ * subscriber of both servers has it.
+ */
+export interface FanoutJob {
+  type: 'fanout'
+  ports: [number, number]
+  /** ws: our plugin (plain messages); socketio: Engine.IO v4 packets over WebSocket. */
+  protocol: 'ws' | 'socketio'
+  connections: number
+  size: number
+  inFlight: number
+  warmupMs: number
+  durationMs: number
+}
+
 /** Any job the load generator runs. */
-export type Job = EchoJob | BroadcastJob | IdleJob | HandshakeJob
+export type Job = EchoJob | BroadcastJob | IdleJob | HandshakeJob | FanoutJob
 
 /** What the load generator measured for one job; `na` or `error` replace the numbers. */
 export interface JobResult {
