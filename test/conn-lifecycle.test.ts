@@ -229,8 +229,15 @@ t.test('resolveConnOptions fills in the documented defaults', async (t) => {
   )
   const pool = new SimpleBufferPool(100)
   const given = {
-    readLimit: 0, maxFragments: 1, readBufferSize: 1, writeBufferSize: 100, writeBufferPool: pool, validateUtf8: false, closeTimeout: 0,
-    maxBufferedAmount: 0, slowConsumerPolicy: 'drop' as const
+    readLimit: 0,
+    maxFragments: 1,
+    readBufferSize: 1,
+    writeBufferSize: 100,
+    writeBufferPool: pool,
+    validateUtf8: false,
+    closeTimeout: 0,
+    maxBufferedAmount: 0,
+    slowConsumerPolicy: 'drop' as const
   }
   t.same(resolveConnOptions(given), given, 'the smallest allowed values are kept')
   t.equal(resolveConnOptions(given).writeBufferPool, pool)

@@ -4,19 +4,9 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
-import { RedisBus, MAX_PENDING_PUBLISH_BYTES, type RedisBusOptions } from '../lib/pubsub/redis-bus.js'
-import type { BusDelivery } from '../lib/pubsub/bus.js'
+import { RedisBus, MAX_PENDING_PUBLISH_BYTES } from '../lib/pubsub/redis-bus.js'
 import { RedisServer, skipWithoutRedis } from './helpers/redis-server.js'
-import { recordingDelivery, recordingLogger, waitFor, type LogEntry } from './helpers/pubsub-bus.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
-
-async function startBus (t: Teardown, options: RedisBusOptions, deliver: BusDelivery = () => {}, log = recordingLogger()): Promise<RedisBus> {
-  const bus = new RedisBus(options, deliver, log)
-  t.teardown(() => bus.close())
-  await bus.ready()
-  return bus
-}
+import { recordingDelivery, recordingLogger, startBus, waitFor, type LogEntry } from './helpers/pubsub-bus.js'
 
 async function subscribers (redis: RedisServer, channel: string): Promise<number> {
   const [, count] = await redis.cli('PUBSUB', 'SHARDNUMSUB', channel)

@@ -3,22 +3,11 @@
 import t from 'tap'
 import { createClient } from 'redis'
 import { execFileSync } from 'node:child_process'
-import { RedisBus, type RedisBusOptions } from '../lib/pubsub/redis-bus.js'
-import type { BusDelivery } from '../lib/pubsub/bus.js'
+import { RedisBus } from '../lib/pubsub/redis-bus.js'
 import { RedisServer, skipWithoutRedis } from './helpers/redis-server.js'
-import { channelsInRedis, recordingDelivery, recordingLogger, waitFor, waitForChannels } from './helpers/pubsub-bus.js'
+import { channelsInRedis, recordingDelivery, recordingLogger, startBus, waitFor, waitForChannels } from './helpers/pubsub-bus.js'
 
 const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
-
-interface Teardown { teardown (fn: () => unknown): void }
-
-/** A started bus that `t` closes at its end. */
-async function startBus (t: Teardown, options: RedisBusOptions, deliver: BusDelivery = () => {}, log = recordingLogger()): Promise<RedisBus> {
-  const bus = new RedisBus(options, deliver, log)
-  t.teardown(() => bus.close())
-  await bus.ready()
-  return bus
-}
 
 /** How many subscribers Redis counts on `channel`. */
 async function subscribers (redis: RedisServer, channel: string, sharded: boolean): Promise<number> {

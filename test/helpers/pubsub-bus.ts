@@ -1,7 +1,8 @@
 // What the RedisBus tests share: a logger that records, a delivery that records, and polling for
 // state that only Redis (asked through redis-cli) can confirm.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { BusLogger, BusMessage } from '../../lib/pubsub/bus.js'
+import type { BusDelivery, BusLogger, BusMessage } from '../../lib/pubsub/bus.js'
+import { RedisBus, type RedisBusOptions } from '../../lib/pubsub/redis-bus.js'
 import type { RedisServer } from './redis-server.js'
 
 /** One recorded log call. */
@@ -45,4 +46,14 @@ export async function waitForChannels (redis: RedisServer, sharded: boolean, exp
     last = await channelsInRedis(redis, sharded)
     return JSON.stringify(last) === JSON.stringify([...expected].sort())
   }, `channels ${JSON.stringify(expected)} (Redis has ${JSON.stringify(last)})`)
+}
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+/** A started bus that `t` closes at its end. */
+export async function startBus (t: Teardown, options: RedisBusOptions, deliver: BusDelivery = () => {}, log = recordingLogger()): Promise<RedisBus> {
+  const bus = new RedisBus(options, deliver, log)
+  t.teardown(() => bus.close())
+  await bus.ready()
+  return bus
 }
