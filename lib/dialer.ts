@@ -50,7 +50,7 @@ export interface DialOptions extends ConnOptions {
 // Request headers the handshake owns (lower case).
 const FORBIDDEN_HEADERS = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions']
 
-export { DEFAULT_DIAL_TIMEOUT, DialAbortError, MAX_REFUSAL_BODY }
+export { DEFAULT_DIAL_TIMEOUT, DialAbortError }
 
 /**
  * The client side of the opening handshake (gorilla's Dialer), which connects to a ws:// or wss://
