@@ -3,19 +3,19 @@ import { median } from '../runner/stats.js'
 import type { FanoutSample } from './measure.js'
 import { FANOUT_LABELS, type FanoutKind } from './protocol.js'
 
+/** The measured numbers of a sample, each of which a summary gives as its median over the rounds. */
+type FanoutNumbers = Omit<FanoutSample, 'impl' | 'error'>
+
+// A Record of every number, so that a new field of FanoutSample that is not summarised fails to compile.
+const MEDIANS = Object.keys({
+  deliveriesPerSec: true, p50Ms: true, p99Ms: true, cpuA: true, cpuB: true, redisCpu: true, genCpu: true, otherCpu: true
+} satisfies Record<keyof FanoutNumbers, true>) as Array<keyof FanoutNumbers>
+
 /** Medians over the rounds of one implementation, and every error seen. */
-export interface FanoutSummary {
+export interface FanoutSummary extends FanoutNumbers {
   rounds: number
-  deliveriesPerSec: number
   /** Deliveries per second of CPU that both server processes and Redis used: robust against a busy machine. */
   perCpuSecond: number
-  p50Ms: number
-  p99Ms: number
-  cpuA: number
-  cpuB: number
-  redisCpu: number
-  genCpu: number
-  otherCpu: number
   errors: string[]
 }
 
@@ -24,17 +24,11 @@ export const TARGET_RATIO = 3
 
 export function summarizeFanout (samples: FanoutSample[]): FanoutSummary {
   const pick = (f: (s: FanoutSample) => number): number => median(samples.map(f))
+  const medians = Object.fromEntries(MEDIANS.map((name) => [name, pick((s) => s[name])])) as Record<keyof FanoutNumbers, number>
   return {
+    ...medians,
     rounds: samples.filter((s) => s.error === undefined).length,
-    deliveriesPerSec: pick((s) => s.deliveriesPerSec),
     perCpuSecond: pick((s) => s.deliveriesPerSec / (s.cpuA + s.cpuB + (Number.isFinite(s.redisCpu) ? s.redisCpu : 0))),
-    p50Ms: pick((s) => s.p50Ms),
-    p99Ms: pick((s) => s.p99Ms),
-    cpuA: pick((s) => s.cpuA),
-    cpuB: pick((s) => s.cpuB),
-    redisCpu: pick((s) => s.redisCpu),
-    genCpu: pick((s) => s.genCpu),
-    otherCpu: pick((s) => s.otherCpu),
     errors: [...new Set(samples.flatMap((s) => s.error === undefined ? [] : [s.error]))]
   }
 }
