@@ -12,6 +12,7 @@ import {
 } from '../protocol/constants.js'
 import { CloseError, UsageError, WriteClosedError, stackless } from '../protocol/errors.js'
 import type { Hub, PublishData, PublishOptions, PublishResult } from '../hub/hub.js'
+import { catchUpWithHub } from '../hub/catch-up.js'
 import { BAD_PAYLOAD, payloadLength, toPayload, type Payload } from '../protocol/framing.js'
 import { rejected } from '../settle.js'
 import { ConnClosing } from './close.js'
@@ -286,7 +287,10 @@ export class Conn implements AsyncIterable<Message> {
    * ignored: a write nobody awaits never becomes an unhandled rejection.
    */
   writeMessage (type: MessageType, data: Payload): Promise<void> {
-    if (type === TextMessage || type === BinaryMessage) return this.#writer.writeMessage(type, data)
+    if (type === TextMessage || type === BinaryMessage) {
+      this.#publishedFirst()
+      return this.#writer.writeMessage(type, data)
+    }
     if (type === CloseMessage || type === PingMessage || type === PongMessage) return this.writeControl(type, data)
     return rejected(new UsageError(`bad message type ${String(type)}`))
   }
@@ -307,6 +311,7 @@ export class Conn implements AsyncIterable<Message> {
    * 1008). An accepted message is delivered before any later close frame.
    */
   send (data: Payload | PreparedMessage): boolean {
+    this.#publishedFirst()
     if (data instanceof PreparedMessage) return this.#offer(data, data.data.length) === Admission.Accepted
     const payload = toPayload(data)
     if (payload === undefined) throw new UsageError(BAD_PAYLOAD)
@@ -318,7 +323,7 @@ export class Conn implements AsyncIterable<Message> {
     const admission = writer.admit(size)
     if (admission === Admission.Accepted) {
       // The promises are marked handled by the writer: a failure surfaces on the connection itself.
-      if (message instanceof PreparedMessage) this.writePreparedMessage(message)
+      if (message instanceof PreparedMessage) this.#writePrepared(message)
       else writer.writeMessage(typeof message === 'string' ? TextMessage : BinaryMessage, message)
     } else if (admission === Admission.OverLimit) {
       this.close(1008, `slow consumer: more than ${this.#writer.options.maxBufferedAmount} bytes waiting to be written`)
@@ -329,7 +334,20 @@ export class Conn implements AsyncIterable<Message> {
   /** Sends a message framed once by a PreparedMessage; the same bytes serve every server connection. */
   writePreparedMessage (message: PreparedMessage): Promise<void> {
     if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
+    this.#publishedFirst()
     return this.#writer.writePrepared(message)
+  }
+
+  #writePrepared (message: PreparedMessage): void {
+    this.#writer.writePrepared(message)
+  }
+
+  /**
+   * Gives the hub the chance to offer this connection the publishes it has not yet brought to it
+   * (a fan-out to many subscribers takes several turns), so they go out before what is written now.
+   */
+  #publishedFirst (): void {
+    if (this.#hub !== undefined) catchUpWithHub(this.#hub, this)
   }
 
   /**
@@ -339,6 +357,7 @@ export class Conn implements AsyncIterable<Message> {
    */
   nextWriter (type: DataMessageType): Promise<MessageWriter> {
     if (type !== TextMessage && type !== BinaryMessage) return rejected(new UsageError(`nextWriter needs a data message type, got ${String(type)}`))
+    this.#publishedFirst()
     return this.#writer.nextWriter(type)
   }
 
@@ -353,6 +372,7 @@ export class Conn implements AsyncIterable<Message> {
     }
     const payload = controlPayload(data)
     if (typeof payload === 'string') return rejected(new UsageError(payload))
+    if (type === CloseMessage) this.#publishedFirst()
     const writer = this.#writer
     const closeWasSent = writer.closeSent
     const written = writer.writeControl(type, payload, deadline === undefined ? undefined : +deadline)
@@ -434,6 +454,7 @@ export class Conn implements AsyncIterable<Message> {
    * CloseSentError.
    */
   close (code = 1000, reason = ''): Promise<void> {
+    this.#publishedFirst()
     return this.#closing.close(code, reason)
   }
 
