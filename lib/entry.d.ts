@@ -19,7 +19,7 @@ import {
   isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
   DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
   DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
-  PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
+  PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, FANOUT_SLICE, RedisBus
 } from './index.js'
 import type {
   DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
@@ -48,7 +48,7 @@ declare namespace fastifyWsconn {
     SimpleBufferPool, isWebSocketUpgrade, parseSubprotocols, checkSameOrigin, computeAcceptKey, Upgrader,
     DEFAULT_UPGRADE_TIMEOUT, Dialer, dial, DialAbortError, DEFAULT_DIAL_TIMEOUT, MessageValidationError,
     DEFAULT_PLUGIN_READ_LIMIT, DEFAULT_CLOSE_GRACE_PERIOD, PROTOCOL_ERROR_CODES, guardHandshakes, DEFAULT_HEADERS_TIMEOUT,
-    PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, RedisBus
+    PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, FANOUT_SLICE, RedisBus
   }
   export type {
     DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,

@@ -22,7 +22,7 @@ export {
   DEFAULT_READ_LIMIT, DEFAULT_MAX_FRAGMENTS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_MAX_BUFFERED_AMOUNT
 } from './options.js'
-export { Hub, MAX_TOPIC_LENGTH } from './hub/hub.js'
+export { Hub, MAX_TOPIC_LENGTH, FANOUT_SLICE } from './hub/hub.js'
 export type { HubOptions, PublishData, PublishOptions, PublishResult } from './hub/hub.js'
 export type { TopicBus, BusMessage, BusDelivery, BusLogger } from './pubsub/bus.js'
 export { RedisBus } from './pubsub/redis-bus.js'
