@@ -43,6 +43,9 @@ t.test('upgradeStream on a bare node:http2 server: a Conn over the stream, and i
   t.equal(ws.headers['sec-websocket-protocol'], 'v1')
   const conn = await results[0]!
   t.equal(conn.subprotocol, 'v1')
+  // Over HTTP/2 the addresses are those of the session's TCP connection.
+  t.same([conn.remoteAddress, conn.localAddress, conn.localPort], ['127.0.0.1', '127.0.0.1', Number(authority.split(':')[1])])
+  t.equal(conn.remotePort, (session.socket as unknown as { localPort: number }).localPort, 'the peer port is the client session\'s local port')
   ws.sendText('to the server')
   t.equal((await conn.readMessage()).data.toString(), 'to the server')
   await conn.writeMessage(2, Buffer.from([7]))
@@ -55,6 +58,17 @@ t.test('upgradeStream on a bare node:http2 server: a Conn over the stream, and i
   t.equal(forbidden.status, 403)
   t.match(await forbidden.body(), /request origin not allowed by checkOrigin: Origin "https:\/\/no.example", Host "127.0.0.1:\d+"/, 'the refusal quotes :authority as the Host')
   t.equal((await handshakeError(results[1])).status, 403)
+})
+
+t.test('the addresses of a Conn whose session is gone are undefined, not an error', async (t) => {
+  const { authority, results } = await serve(t, {})
+  const session = await connectH2(`http://${authority}`)
+  await openStream(session, connectHeaders('/', authority))
+  const conn = await results[0]!
+  t.equal(conn.remoteAddress, '127.0.0.1')
+  session.destroy()
+  await conn.closed
+  t.same([conn.remoteAddress, conn.localAddress, conn.remotePort, conn.localPort], [undefined, undefined, undefined, undefined])
 })
 
 t.test('upgradeStream: another :protocol is refused with 400', async (t) => {

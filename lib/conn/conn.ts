@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { Http2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { PerMessageDeflate } from '../deflate/codec.js'
@@ -166,24 +167,24 @@ export class Conn implements AsyncIterable<Message> {
     return this.#writer.socket
   }
 
-  /** The local IP address, when the socket is a TCP socket. */
+  /** The local IP address: the TCP socket's, or over HTTP/2 that of the session's socket. */
   get localAddress (): string | undefined {
-    return (this.#writer.socket as Partial<Socket>).localAddress
+    return addressOf(this.#writer.socket, 'localAddress')
   }
 
-  /** The local port, when the socket is a TCP socket. */
+  /** The local port: the TCP socket's, or over HTTP/2 that of the session's socket. */
   get localPort (): number | undefined {
-    return (this.#writer.socket as Partial<Socket>).localPort
+    return addressOf(this.#writer.socket, 'localPort')
   }
 
-  /** The peer's IP address, when the socket is a TCP socket. */
+  /** The peer's IP address: the TCP socket's, or over HTTP/2 that of the session's socket. */
   get remoteAddress (): string | undefined {
-    return (this.#writer.socket as Partial<Socket>).remoteAddress
+    return addressOf(this.#writer.socket, 'remoteAddress')
   }
 
-  /** The peer's port, when the socket is a TCP socket. */
+  /** The peer's port: the TCP socket's, or over HTTP/2 that of the session's socket. */
   get remotePort (): number | undefined {
-    return (this.#writer.socket as Partial<Socket>).remotePort
+    return addressOf(this.#writer.socket, 'remotePort')
   }
 
   /**
@@ -501,6 +502,20 @@ export class Conn implements AsyncIterable<Message> {
     writer.socketClosed()
     closing.socketClosed()
   }
+}
+
+/** One of a connection's addresses: its socket's, or over HTTP/2 that of the socket of the stream's session. */
+function addressOf<K extends 'localAddress' | 'localPort' | 'remoteAddress' | 'remotePort'> (socket: Duplex, key: K): Socket[K] | undefined {
+  const session = (socket as Partial<Http2Stream>).session
+  if (session === undefined) return (socket as Partial<Socket>)[key]
+  try {
+    return session.socket[key]
+  /* c8 ignore start: Node detaches a stream from its session before unbinding the session's socket,
+     but a getter must never throw if that order ever changes (ERR_HTTP2_SOCKET_UNBOUND) */
+  } catch {
+    return undefined
+  }
+  /* c8 ignore stop */
 }
 
 function noHub (): UsageError {
