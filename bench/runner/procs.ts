@@ -21,9 +21,17 @@ export interface NodeChild {
   pipeStdout?: boolean
 }
 
-/** Starts a child with an IPC channel; it is killed when this process exits or is interrupted. */
+/** Starts a Node child with an IPC channel; it is killed when this process exits or is interrupted. */
 export function spawnNode (options: NodeChild): ChildProcess {
-  let command = [process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), path.join(ROOT, options.file), ...options.args]
+  return spawnChild([process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), path.join(ROOT, options.file), ...options.args], options)
+}
+
+/**
+ * Starts any program with Node's IPC channel on fd 3 (NODE_CHANNEL_FD; newline-delimited JSON),
+ * pinned and with its file limit raised as asked; it is killed when this process exits.
+ */
+export function spawnChild (program: string[], options: Pick<NodeChild, 'env' | 'cpu' | 'fdLimit' | 'pipeStdout'>): ChildProcess {
+  let command = program
   if (options.cpu !== undefined) command = ['taskset', '-c', String(options.cpu), ...command]
   if (options.fdLimit !== undefined) command = ['sh', '-c', `ulimit -n ${options.fdLimit} && exec "$@"`, 'sh', ...command]
   const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: options.env, stdio: ['ignore', options.pipeStdout === true ? 'pipe' : 'inherit', 'inherit', 'ipc'] })

@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { ServerKind } from '../shared/messages.js'
 import type { Settings } from './args.js'
 import type { Environment } from './environment.js'
-import type { GeneratorProcess } from './generator-process.js'
+import type { LoadGenerator } from './generator-process.js'
 import { heapGrowthText } from './heap-summary.js'
 import { measure, type HeapSnapshots, type Sample } from './measure.js'
 import { ROOT } from './procs.js'
@@ -19,7 +19,7 @@ export const PROFILE_DIR = path.join(ROOT, 'bench', 'results', 'profiles')
 export interface RoundContext {
   settings: Settings
   environment: Environment
-  generator: GeneratorProcess
+  generator: LoadGenerator
   serverEnv: NodeJS.ProcessEnv
   /** Tag for profile names, e.g. the malloc mode. */
   tag: string
