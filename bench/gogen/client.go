@@ -92,7 +92,8 @@ func (c *Client) Ready(events uint32) {
 		}
 	}
 	if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-		c.readAll()
+		// Once the peer has ended, no later edge would report the end of file: read up to it.
+		c.readAll(events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0)
 		if c.Done {
 			return
 		}
@@ -162,7 +163,7 @@ type Drainer interface {
 	Drained(c *Client)
 }
 
-func (c *Client) readAll() {
+func (c *Client) readAll(toEnd bool) {
 	buf := c.loop.ReadBuffer
 	for !c.Done {
 		n, err := syscall.Read(c.fd, buf)
@@ -181,7 +182,7 @@ func (c *Client) readAll() {
 			return
 		}
 		c.consume(buf[:n])
-		if n < len(buf) {
+		if n < len(buf) && !toEnd {
 			// A short read emptied the socket; the next arrival raises a new edge.
 			return
 		}

@@ -1,8 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 
-/** The repository root: children run from here so that `--import tsx` resolves. */
-export const ROOT = path.resolve(__dirname, '..', '..')
+/**
+ * The repository root: children run from here so that `--import tsx` resolves. Found upwards
+ * from this file, so that it is the same when the test build compiles this file into build/.
+ */
+export const ROOT = findRoot(path.resolve(__dirname, '..', '..'))
+
+function findRoot (start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir
+    if (path.dirname(dir) === dir) return start
+  }
+}
 
 const children = new Set<ChildProcess>()
 let exiting = false
