@@ -136,7 +136,7 @@ func (c *Client) Pending() bool { return len(c.out) > 0 }
 
 func (c *Client) flush() bool {
 	for len(c.out) > 0 {
-		n, err := syscall.Write(c.fd, c.out)
+		n, err := rawWrite(c.fd, c.out)
 		if err == syscall.EAGAIN {
 			return false
 		}
@@ -166,7 +166,7 @@ type Drainer interface {
 func (c *Client) readAll(toEnd bool) {
 	buf := c.loop.ReadBuffer
 	for !c.Done {
-		n, err := syscall.Read(c.fd, buf)
+		n, err := rawRead(c.fd, buf)
 		if err == syscall.EAGAIN {
 			return
 		}
