@@ -130,7 +130,7 @@ function markdown (s: Settings, header: string[], implementations: string[], sec
   for (const section of sections) {
     out.push(`### ${section.note}; ${section.rounds} round${section.rounds > 1 ? 's, medians' : ''}`, '', markdownTables(section.runs), '')
   }
-  if (profiles.length > 0) out.push('### CPU profile of our server', '', '```', profiles.join('\n\n'), '```', '')
+  if (profiles.length > 0) out.push('### CPU profiles of ours (files named -bare- are the bare Upgrader, the others the route)', '', '```', profiles.join('\n\n'), '```', '')
   return out.join('\n')
 }
 
