@@ -124,8 +124,13 @@ func (c *Client) connected() {
 // change until it is written (callers pass pre-built buffers). It returns false while output is
 // still pending.
 func (c *Client) Write(buf []byte) bool {
+	if c.Done {
+		return false
+	}
 	if len(c.out) > 0 {
-		panic("Client.Write with output pending")
+		// Rare (jobs wait for Drained before a big write): a copy keeps the order.
+		c.out = append(c.out[:len(c.out):len(c.out)], buf...)
+		return false
 	}
 	c.out = buf
 	return c.flush()
