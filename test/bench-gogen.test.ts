@@ -11,6 +11,9 @@ import { GeneratorProcess } from '../bench/runner/generator-process.js'
 import { LoadGenerators } from '../bench/runner/generators.js'
 import { ServerProcess } from '../bench/runner/server-process.js'
 
+// A first `go build` compiles the standard library into an empty cache: about 35 s on a busy 2-core
+// machine, on top of the jobs; far more than the suite's 120 s per file would allow for.
+t.setTimeout(300_000)
 const goMissing = goVersion() === undefined ? 'no `go` command (install golang-go) to build bench/gogen' : false
 const RESULT_FIELDS = ['messages', 'seconds', 'payloadBytes', 'p50Us', 'p99Us', 'genCpu', 'extensions', 'timeToAllMs', 'opened']
 const TIMING = { warmupMs: 50, durationMs: 250 }
