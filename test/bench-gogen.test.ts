@@ -4,9 +4,10 @@
 // framing and masking, so a generator that wrote a bad frame would lose its connections, which the
 // result reports as an error. No timing is asserted.
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import type { Job, JobResult, ServerKind } from '../bench/shared/messages.js'
-import { buildGoGenerator, goVersion } from '../bench/runner/build-gogen.js'
+import { GOGEN_SOURCE, buildGoGenerator, goEnv, goVersion } from '../bench/runner/build-gogen.js'
 import { GeneratorProcess } from '../bench/runner/generator-process.js'
 import { LoadGenerators } from '../bench/runner/generators.js'
 import { ServerProcess } from '../bench/runner/server-process.js'
@@ -81,6 +82,12 @@ t.test('bench/gogen builds into the cache and runs every job kind over the runne
   const idle = await runJob(generator, { type: 'idle', port: route.port, transport: 'ws', connections: 5, deflate: false })
   t.equal(idle.result.opened, 5)
   t.same(idle.events, ['holding 5'], 'the runner is told when the connections are held')
+})
+
+t.test('go test: frame counting wherever reads cut the stream, masking, payloads equal to the Node generator\'s, histogram', { skip: goMissing }, async (t) => {
+  const result = spawnSync('go', ['test', '-count=1', '.'], { cwd: GOGEN_SOURCE, env: goEnv(), encoding: 'utf8' })
+  t.equal(result.status, 0, result.stdout + result.stderr)
+  t.match(result.stdout, /^ok\s/m)
 })
 
 t.test('with permessage-deflate, pre-compressed frames are echoed and counted', { skip: goMissing }, async (t) => {

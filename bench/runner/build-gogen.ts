@@ -31,7 +31,7 @@ export function buildGoGenerator (): GoBuild {
   const version = goVersion()
   if (version === undefined) return { error: 'no `go` command (install golang-go)' }
   const hash = createHash('sha256').update(version)
-  for (const file of readdirSync(GOGEN_SOURCE).filter((f) => f.endsWith('.go') || f === 'go.mod').sort()) {
+  for (const file of readdirSync(GOGEN_SOURCE).filter((f) => (f.endsWith('.go') && !f.endsWith('_test.go')) || f === 'go.mod').sort()) {
     hash.update(file).update(readFileSync(path.join(GOGEN_SOURCE, file)))
   }
   const binary = path.join(GOGEN_CACHE, 'bin', `gogen-${hash.digest('hex').slice(0, 16)}`)
@@ -48,8 +48,8 @@ export function buildGoGenerator (): GoBuild {
   return { binary, note: `${path.relative(ROOT, binary)} (built; ${version})` }
 }
 
-/** Go's environment for the build: every cache inside GOGEN_CACHE, no network, no user config. */
-function goEnv (): NodeJS.ProcessEnv {
+/** Go's environment for builds and tests: every cache inside GOGEN_CACHE, no network, no user config. */
+export function goEnv (): NodeJS.ProcessEnv {
   return {
     ...process.env,
     GOCACHE: path.join(GOGEN_CACHE, 'go-build'),
