@@ -77,9 +77,6 @@ func Dial(loop *Loop, slot int, settings *Settings, hooks Hooks) (*Client, error
 // CloseReceived says whether the server sent a close frame.
 func (c *Client) CloseReceived() bool { return c.counter.Closed }
 
-// Err is the first error the socket saw.
-func (c *Client) Err() error { return c.err }
-
 // Ready handles the loop's events for this socket.
 func (c *Client) Ready(events uint32) {
 	if c.Done {

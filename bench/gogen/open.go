@@ -14,7 +14,6 @@ const (
 // and fails the whole opening on the first client that closes before all are open.
 type opener struct {
 	hooks   Hooks
-	loop    *Loop
 	clients []*Client
 	wanted  int
 	opened  int
@@ -48,7 +47,7 @@ func (o *opener) Drained(c *Client) {
 // openClients opens `count` clients and runs the loop until all are upgraded. The clients keep
 // the returned hooks; the job's hooks get every event.
 func openClients(loop *Loop, count int, settings *Settings, hooks Hooks) ([]*Client, error) {
-	o := &opener{hooks: hooks, loop: loop, wanted: count}
+	o := &opener{hooks: hooks, wanted: count}
 	o.start = func() {
 		if o.err != nil {
 			return
