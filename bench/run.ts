@@ -1,11 +1,12 @@
-// npm run bench: ours, @fastify/websocket, ws and a raw TCP echo, each in its own process, driven
-// by one load-generator process; see bench/README.md for what is measured and how.
+// npm run bench: ours (through a plugin route and as a bare Upgrader), @fastify/websocket, ws and a
+// raw TCP echo, each in its own process, driven by one load-generator process (Go or Node); see
+// bench/README.md for what is measured and how.
 import os from 'node:os'
 import path from 'node:path'
 import { SERVER_ORDER, parseArgs, type Settings } from './runner/args.js'
 import { inspectEnvironment, serverEnv, type Environment } from './runner/environment.js'
 import { LABELS } from './runner/format.js'
-import { GeneratorProcess } from './runner/generator-process.js'
+import { LoadGenerators } from './runner/generators.js'
 import { buildOurs } from './runner/build-ours.js'
 import { ROOT, installCleanup } from './runner/procs.js'
 import { profileText } from './runner/profile.js'
@@ -33,10 +34,17 @@ async function main (): Promise<void> {
   }
   installCleanup()
   const environment = inspectEnvironment(settings)
-  const ours = settings.fromSource || !settings.servers.includes('wsconn') ? { root: path.join(ROOT, 'lib'), note: 'lib/ from TypeScript source via tsx' } : buildOurs()
-  const header = [...headerLines(settings, environment), `build of ours: ${ours.note}`]
+  const ours = settings.fromSource || !settings.servers.some((k) => k === 'wsconn' || k === 'wsconn-bare') ? { root: path.join(ROOT, 'lib'), note: 'lib/ from TypeScript source via tsx' } : buildOurs()
+  let generator: LoadGenerators
+  try {
+    generator = LoadGenerators.create(settings.generator, environment.generatorCpu, environment.raiseFdLimit ? environment.fdLimit : undefined)
+  } catch (err) {
+    console.error((err as Error).message)
+    process.exitCode = 2
+    return
+  }
+  const header = [...headerLines(settings, environment, generator.note), `build of ours: ${ours.note}`]
   console.log(header.join('\n'))
-  const generator = new GeneratorProcess(environment.generatorCpu, environment.raiseFdLimit ? environment.fdLimit : undefined)
   const profiles: string[] = []
   const heapReports: string[] = []
   const sections: Section[] = []
@@ -74,7 +82,7 @@ async function main (): Promise<void> {
   }
 }
 
-function headerLines (s: Settings, e: Environment): string[] {
+function headerLines (s: Settings, e: Environment, generatorNote: string): string[] {
   const what = s.quick ? 'SMOKE RUN (--quick): short windows, not a benchmark result' : 'full run'
   return [
     `fastify-wsconn bench, ${what}`,
@@ -82,7 +90,7 @@ function headerLines (s: Settings, e: Environment): string[] {
     `command: ${s.command}`,
     `${e.pinNote}; ${e.fdNote}`,
     `${s.rounds} round(s) alternating ${SERVER_ORDER.filter((k) => s.servers.includes(k)).map((k) => LABELS[k]).join(', ')}; ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured per run; (f)/(g) with ${e.manyConnections} connections`,
-    'load generator: one process, one event loop, pre-built masked frames, counts echoed frames from their headers; always fixed malloc thresholds',
+    generatorNote,
     'CPU = process CPU time / wall time over the measured window (100% = one core busy); other CPU = the rest of the machine',
     ...(s.scenarios.includes('h') ? [`before each (h) run the runner waits (up to 70 s) until fewer than ${TIME_WAIT_CALM} TCP sockets are in TIME_WAIT, so no run pays for the connections of the one before`] : []),
     ...(s.quick && !s.profile ? ['--quick: scenarios with the same server configuration share server processes ((g) gets its own)'] : [])
@@ -122,7 +130,7 @@ function markdown (s: Settings, header: string[], implementations: string[], sec
   for (const section of sections) {
     out.push(`### ${section.note}; ${section.rounds} round${section.rounds > 1 ? 's, medians' : ''}`, '', markdownTables(section.runs), '')
   }
-  if (profiles.length > 0) out.push('### CPU profile of our server', '', '```', profiles.join('\n\n'), '```', '')
+  if (profiles.length > 0) out.push('### CPU profiles of ours (files named -bare- are the bare Upgrader, the others the route)', '', '```', profiles.join('\n\n'), '```', '')
   return out.join('\n')
 }
 

@@ -1,5 +1,6 @@
 import type { ServerKind } from '../shared/messages.js'
 import type { OursVia } from '../servers/wsconn.js'
+import type { GeneratorChoice } from './generators.js'
 
 /** Everything a bench run can be told on the command line. */
 export interface Settings {
@@ -17,6 +18,8 @@ export interface Settings {
   /** fixed: servers get fixed glibc malloc thresholds; default: glibc's own; both: fixed, then one round with defaults. */
   malloc: 'fixed' | 'default' | 'both'
   pin: boolean
+  /** Which load generator runs the jobs (auto: Go when it can be built). */
+  generator: GeneratorChoice
   profile: boolean
   ours: OursVia
   /** Run lib/ from its TypeScript source through tsx instead of a tsc build. */
@@ -26,20 +29,22 @@ export interface Settings {
   command: string
 }
 
-/** Order in which servers alternate in every round: ours, @fastify/websocket, ws, raw TCP. */
-export const SERVER_ORDER: ServerKind[] = ['wsconn', 'fastify-websocket', 'ws', 'tcp']
+/** Order in which servers alternate in every round: ours (route, then bare Upgrader), @fastify/websocket, ws, raw TCP. */
+export const SERVER_ORDER: ServerKind[] = ['wsconn', 'wsconn-bare', 'fastify-websocket', 'ws', 'tcp']
 const LETTERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
 
 export const USAGE = `usage: node --import tsx bench/run.ts [options]
   --quick               smoke run: 1 round, short windows, 1,000 connections for (f)/(g); no RESULTS.md unless --write
   --scenario=a,b        scenarios to run (a-h; default all)
-  --servers=wsconn,ws   servers to run (wsconn, fastify-websocket, ws, tcp; default all, in that order)
+  --servers=wsconn,ws   servers to run (wsconn, wsconn-bare, fastify-websocket, ws, tcp; default all, in that order);
+                        wsconn is ours through a plugin route, wsconn-bare the bare Upgrader on node:http 'upgrade'
   --rounds=N            rounds of alternating servers (default 3)
   --duration=MS         measured window per run (default 3000)
   --warmup=MS           unmeasured warm-up before it (default 1000)
   --connections=N       connections for (f) and (g) (default 10000)
   --malloc=MODE         fixed | default | both (default both: fixed thresholds, then one round with glibc defaults)
-  --no-pin              do not pin server and generator to different cores with taskset
+  --pin / --no-pin      pin servers and generator to different cores with taskset (default: pin when taskset and 2 cores exist)
+  --generator=G         auto | go | node: the load generator (default auto: the Go one of bench/gogen when 'go' builds it)
   --profile             CPU-profile our server over each measured window, heap-snapshot it in (g) (bench/results/profiles/),
                         and print the top self-time functions and heap growth per connection
   --ours=VIA            auto | plugin | upgrader: how "ours" is built (default auto: the plugin if it loads)
@@ -54,7 +59,7 @@ export function parseArgs (argv: string[]): Settings {
     if (match === null) throw new Error(`unknown argument ${arg}\n${USAGE}`)
     options.set(match[1]!, match[2] ?? 'true')
   }
-  const known = ['quick', 'scenario', 'servers', 'rounds', 'duration', 'warmup', 'connections', 'malloc', 'no-pin', 'profile', 'ours', 'from-source', 'write', 'no-write', 'help']
+  const known = ['quick', 'scenario', 'servers', 'rounds', 'duration', 'warmup', 'connections', 'malloc', 'pin', 'no-pin', 'generator', 'profile', 'ours', 'from-source', 'write', 'no-write', 'help']
   for (const name of options.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`)
   if (options.has('help')) throw new Error(USAGE)
   const quick = options.has('quick')
@@ -64,6 +69,9 @@ export function parseArgs (argv: string[]): Settings {
   if (malloc !== 'fixed' && malloc !== 'default' && malloc !== 'both') throw new Error('--malloc must be fixed, default or both')
   const ours = options.get('ours') ?? 'auto'
   if (ours !== 'auto' && ours !== 'plugin' && ours !== 'upgrader') throw new Error('--ours must be auto, plugin or upgrader')
+  const generator = options.get('generator') ?? 'auto'
+  if (generator !== 'auto' && generator !== 'go' && generator !== 'node') throw new Error('--generator must be auto, go or node')
+  if (options.has('pin') && options.has('no-pin')) throw new Error('--pin and --no-pin contradict each other')
   return {
     quick,
     scenarios,
@@ -76,6 +84,7 @@ export function parseArgs (argv: string[]): Settings {
     handshakeConcurrency: 50,
     malloc,
     pin: !options.has('no-pin'),
+    generator,
     profile: options.has('profile'),
     ours,
     fromSource: options.has('from-source'),

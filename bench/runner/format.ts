@@ -3,10 +3,18 @@ import type { Scenario } from './scenarios.js'
 import type { Summary } from './stats.js'
 
 /** How each server is named in the report. */
-export const LABELS: Record<ServerKind, string> = { wsconn: 'ours', 'fastify-websocket': '@fastify/websocket', ws: 'ws', tcp: 'raw TCP' }
+export const LABELS: Record<ServerKind, string> = { wsconn: 'ours (route)', 'wsconn-bare': 'ours (bare)', 'fastify-websocket': '@fastify/websocket', ws: 'ws', tcp: 'raw TCP' }
 
-/** The comparisons every scenario prints. */
-export const RATIO_BASES: ServerKind[] = ['fastify-websocket', 'ws', 'tcp']
+/** The comparisons every scenario prints, as [numerator, denominator]: ours through a route against the others, the bare Upgrader against raw TCP, and what the route costs over the bare Upgrader. */
+export const RATIOS: Array<[ServerKind, ServerKind]> = [['wsconn', 'fastify-websocket'], ['wsconn', 'ws'], ['wsconn', 'tcp'], ['wsconn-bare', 'tcp'], ['wsconn', 'wsconn-bare']]
+
+/** Ours' two paths in ratio headers. */
+const SHORT: Partial<Record<ServerKind, string>> = { wsconn: 'route', 'wsconn-bare': 'bare' }
+
+/** A ratio's header, e.g. "route/raw TCP". */
+export function ratioName ([ours, other]: [ServerKind, ServerKind]): string {
+  return `${SHORT[ours] ?? LABELS[ours]}/${SHORT[other] ?? LABELS[other]}`
+}
 
 export function scenarioName (s: Scenario): string {
   return `(${s.letter}) ${s.title}`

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import type { GeneratorCommand, GeneratorEvent, Job, JobResult } from '../shared/messages.js'
 import { MALLOC_ENV } from './environment.js'
-import { spawnNode, stopChild, waitForMessage } from './procs.js'
+import { spawnChild, spawnNode, stopChild, waitForMessage } from './procs.js'
 
 /** Reactions of the runner to the generator's events during a job. */
 export interface JobEvents {
@@ -11,13 +11,27 @@ export interface JobEvents {
   holding?: (opened: number) => Promise<void>
 }
 
+/** Anything that runs load-generator jobs: one generator process, or a choice between them. */
+export interface LoadGenerator {
+  run: (job: Job, events: JobEvents) => Promise<JobResult>
+  stop: () => Promise<void>
+}
+
 const JOB_TIMEOUT_MS = 10 * 60_000
 
-/** The long-lived load-generator process; it runs one job at a time. */
-export class GeneratorProcess {
+/**
+ * A long-lived load-generator process; it runs one job at a time. Node's (bench/load/main.ts) by
+ * default, or the Go one (bench/gogen) given its binary: both speak the same protocol over
+ * Node's IPC channel.
+ */
+export class GeneratorProcess implements LoadGenerator {
   readonly #child: ChildProcess
 
-  constructor (cpu: number | undefined, fdLimit: number | undefined) {
+  constructor (cpu: number | undefined, fdLimit: number | undefined, goBinary?: string) {
+    if (goBinary !== undefined) {
+      this.#child = spawnChild([goBinary], { env: process.env, cpu, fdLimit })
+      return
+    }
     // The generator is the instrument: it always runs with fixed malloc thresholds.
     // BENCH_GENERATOR_NODE_FLAGS (e.g. "--cpu-prof") is for checking the generator itself.
     const nodeFlags = (process.env.BENCH_GENERATOR_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')

@@ -1,6 +1,6 @@
 import type { JobResult, ServerAnswer } from '../shared/messages.js'
 import type { Settings } from './args.js'
-import type { GeneratorProcess } from './generator-process.js'
+import type { LoadGenerator } from './generator-process.js'
 import type { Scenario } from './scenarios.js'
 import { busyCores, systemTimes, type SystemTimes } from './system-cpu.js'
 import type { ServerProcess } from './server-process.js'
@@ -36,7 +36,7 @@ export interface HeapSnapshots {
   after: string
 }
 
-export async function measure (scenario: Scenario, server: ServerProcess, generator: GeneratorProcess, settings: Settings, manyConnections: number, cores: number, snapshots?: HeapSnapshots): Promise<Sample> {
+export async function measure (scenario: Scenario, server: ServerProcess, generator: LoadGenerator, settings: Settings, manyConnections: number, cores: number, snapshots?: HeapSnapshots): Promise<Sample> {
   const job = scenario.job(server.port, server.kind === 'tcp' ? 'tcp' : 'ws', settings, manyConnections)
   let cpuStart: Promise<ServerAnswer> | undefined
   let cpuEnd: Promise<ServerAnswer> | undefined

@@ -1,8 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 
-/** The repository root: children run from here so that `--import tsx` resolves. */
-export const ROOT = path.resolve(__dirname, '..', '..')
+/**
+ * The repository root: children run from here so that `--import tsx` resolves. Found upwards
+ * from this file, so that it is the same when the test build compiles this file into build/.
+ */
+export const ROOT = findRoot(path.resolve(__dirname, '..', '..'))
+
+function findRoot (start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir
+    if (path.dirname(dir) === dir) return start
+  }
+}
 
 const children = new Set<ChildProcess>()
 let exiting = false
@@ -21,9 +32,17 @@ export interface NodeChild {
   pipeStdout?: boolean
 }
 
-/** Starts a child with an IPC channel; it is killed when this process exits or is interrupted. */
+/** Starts a Node child with an IPC channel; it is killed when this process exits or is interrupted. */
 export function spawnNode (options: NodeChild): ChildProcess {
-  let command = [process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), path.join(ROOT, options.file), ...options.args]
+  return spawnChild([process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), path.join(ROOT, options.file), ...options.args], options)
+}
+
+/**
+ * Starts any program with Node's IPC channel on fd 3 (NODE_CHANNEL_FD; newline-delimited JSON),
+ * pinned and with its file limit raised as asked; it is killed when this process exits.
+ */
+export function spawnChild (program: string[], options: Pick<NodeChild, 'env' | 'cpu' | 'fdLimit' | 'pipeStdout'>): ChildProcess {
+  let command = program
   if (options.cpu !== undefined) command = ['taskset', '-c', String(options.cpu), ...command]
   if (options.fdLimit !== undefined) command = ['sh', '-c', `ulimit -n ${options.fdLimit} && exec "$@"`, 'sh', ...command]
   const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: options.env, stdio: ['ignore', options.pipeStdout === true ? 'pipe' : 'inherit', 'inherit', 'ipc'] })

@@ -1,4 +1,4 @@
-import { LABELS, RATIO_BASES, cells, columns, scenarioName, targetText, times } from './format.js'
+import { RATIOS, cells, columns, ratioName, scenarioName, targetText, times } from './format.js'
 import { ratio, summaryOf, targetStatus, type ScenarioRun } from './stats.js'
 
 /** A scenario's rows as aligned plain text, with its ratio line. */
@@ -11,10 +11,10 @@ export function scenarioText (run: ScenarioRun): string {
 }
 
 function ratioLine (run: ScenarioRun): string {
-  const parts = RATIO_BASES.filter((k) => run.samples.has(k) && run.samples.has('wsconn')).map((k) => `ours/${LABELS[k]} ${times(ratio(run, k))}`)
+  const parts = RATIOS.filter(([a, b]) => run.samples.has(a) && run.samples.has(b)).map((pair) => `${ratioName(pair)} ${times(ratio(run, pair[1], pair[0]))}`)
   if (run.scenario.metric === 'rss') parts.push('(lower is better)')
   const target = targetText(run.scenario)
-  if (target !== '') parts.push(`target ${target}: ${targetStatus(run)}`)
+  if (target !== '') parts.push(`target ${target}: route ${targetStatus(run)}, bare ${targetStatus(run, 'wsconn-bare')}`)
   return parts.join('   ')
 }
 
@@ -33,10 +33,11 @@ export function markdownTables (runs: ScenarioRun[]): string {
     }
     out.push('')
   }
-  out.push(row(['scenario', ...RATIO_BASES.map((k) => `ours/${LABELS[k]}`), 'target', 'status']))
-  out.push(row(['---', ...RATIO_BASES.map(() => '---'), '---', '---']))
+  out.push(row(['scenario', ...RATIOS.map(ratioName), 'target', 'route', 'bare']))
+  out.push(row(['---', ...RATIOS.map(() => '---'), '---', '---', '---']))
   for (const run of runs) {
-    out.push(row([`(${run.scenario.letter}) ${run.scenario.key === 'g+deflate' ? 'deflate' : ''}`.trim(), ...RATIO_BASES.map((k) => times(ratio(run, k))), targetText(run.scenario), targetStatus(run)]))
+    const name = `(${run.scenario.letter}) ${run.scenario.key === 'g+deflate' ? 'deflate' : ''}`.trim()
+    out.push(row([name, ...RATIOS.map(([ours, other]) => times(ratio(run, other, ours))), targetText(run.scenario), targetStatus(run), targetStatus(run, 'wsconn-bare')]))
   }
   return out.join('\n')
 }

@@ -3,7 +3,8 @@ import path from 'node:path'
 import type { ServerKind } from '../shared/messages.js'
 import type { Settings } from './args.js'
 import type { Environment } from './environment.js'
-import type { GeneratorProcess } from './generator-process.js'
+import type { LoadGenerator } from './generator-process.js'
+import { LABELS } from './format.js'
 import { heapGrowthText } from './heap-summary.js'
 import { measure, type HeapSnapshots, type Sample } from './measure.js'
 import { ROOT } from './procs.js'
@@ -19,7 +20,7 @@ export const PROFILE_DIR = path.join(ROOT, 'bench', 'results', 'profiles')
 export interface RoundContext {
   settings: Settings
   environment: Environment
-  generator: GeneratorProcess
+  generator: LoadGenerator
   serverEnv: NodeJS.ProcessEnv
   /** Tag for profile names, e.g. the malloc mode. */
   tag: string
@@ -49,7 +50,7 @@ export async function runGroup (scenarios: Scenario[], rounds: number, ctx: Roun
       env: ctx.serverEnv,
       cpu: ctx.environment.serverCpu,
       fdLimit: ctx.environment.raiseFdLimit ? ctx.environment.fdLimit : undefined,
-      args: kind === 'wsconn' && ctx.settings.profile ? profileArgs(scenarios[0]!, ctx, round) : []
+      args: isOurs(kind) && ctx.settings.profile ? profileArgs(scenarios[0]!, ctx, round, kind) : []
     })))
     for (const run of runs) {
       for (const [i, kind] of ctx.settings.servers.entries()) {
@@ -81,12 +82,12 @@ async function measureOne (scenario: Scenario, started: PromiseSettledResult<Ser
   if (started.status === 'rejected') return failed(`server did not start: ${(started.reason as Error).message}`)
   const server = started.value
   run.impl.set(kind, server.impl + (ctx.environment.serverCpu !== undefined && !server.pinned ? ' (pinning failed)' : ''))
-  const snapshots = kind === 'wsconn' && ctx.settings.profile && scenario.metric === 'rss' ? snapshotFiles(scenario, ctx) : undefined
+  const snapshots = isOurs(kind) && ctx.settings.profile && scenario.metric === 'rss' ? snapshotFiles(scenario, ctx, kind) : undefined
   try {
     if (scenario.drainTimeWait === true) await waitForTimeWaitToDrain()
     const sample = await measure(scenario, server, ctx.generator, ctx.settings, ctx.environment.manyConnections, ctx.environment.cores, snapshots)
     if (snapshots !== undefined && sample.error === undefined && existsSync(snapshots.after)) {
-      ctx.heapReports.push(heapGrowthText(snapshots.before, snapshots.after, ctx.environment.manyConnections, `(${scenario.key}) ours, ${path.relative(ROOT, snapshots.after)}`))
+      ctx.heapReports.push(heapGrowthText(snapshots.before, snapshots.after, ctx.environment.manyConnections, `(${scenario.key}) ${LABELS[kind]}, ${path.relative(ROOT, snapshots.after)}`))
     }
     return sample
   } catch (err) {
@@ -94,17 +95,27 @@ async function measureOne (scenario: Scenario, started: PromiseSettledResult<Ser
   }
 }
 
-function snapshotFiles (scenario: Scenario, ctx: RoundContext): HeapSnapshots {
+/** Both paths of ours get profiled: what the route adds shows against the bare Upgrader. */
+function isOurs (kind: ServerKind): boolean {
+  return kind === 'wsconn' || kind === 'wsconn-bare'
+}
+
+/** Profile names: the scenario, then "-bare" for the bare Upgrader (the route keeps the names it always had). */
+function profileBase (scenario: Scenario, ctx: RoundContext, kind: ServerKind): string {
+  return path.join(PROFILE_DIR, `${scenario.key}${kind === 'wsconn-bare' ? '-bare' : ''}-${ctx.tag}`)
+}
+
+function snapshotFiles (scenario: Scenario, ctx: RoundContext, kind: ServerKind): HeapSnapshots {
   mkdirSync(PROFILE_DIR, { recursive: true })
-  const base = path.join(PROFILE_DIR, `${scenario.key}-${ctx.tag}`)
+  const base = profileBase(scenario, ctx, kind)
   rmSync(`${base}-after.heapsnapshot`, { force: true })
   return { before: `${base}-before.heapsnapshot`, after: `${base}-after.heapsnapshot` }
 }
 
-function profileArgs (scenario: Scenario, ctx: RoundContext, round: number): string[] {
+function profileArgs (scenario: Scenario, ctx: RoundContext, round: number, kind: ServerKind): string[] {
   if (scenario.metric !== 'rate') return []
   mkdirSync(PROFILE_DIR, { recursive: true })
-  const file = path.join(PROFILE_DIR, `${scenario.key}-${ctx.tag}-r${round}.cpuprofile`)
+  const file = `${profileBase(scenario, ctx, kind)}-r${round}.cpuprofile`
   ctx.profiles.push(file)
   return [`--profile=${file}`]
 }

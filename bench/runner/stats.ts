@@ -51,11 +51,11 @@ export function primary (summary: Summary | undefined, scenario: Scenario): numb
   return scenario.metric === 'rss' ? summary.rssPerConnKiB : summary.msgsPerSec
 }
 
-/** Ours divided by another server, NaN when either is missing. */
-export function ratio (run: ScenarioRun, other: ServerKind): number {
-  const ours = primary(summaryOf(run, 'wsconn'), run.scenario)
+/** Ours (through a route unless `ours` says otherwise) divided by another server, NaN when either is missing. */
+export function ratio (run: ScenarioRun, other: ServerKind, ours: ServerKind = 'wsconn'): number {
+  const mine = primary(summaryOf(run, ours), run.scenario)
   const theirs = primary(summaryOf(run, other), run.scenario)
-  return ours / theirs
+  return mine / theirs
 }
 
 export function summaryOf (run: ScenarioRun, kind: ServerKind): Summary | undefined {
@@ -63,11 +63,11 @@ export function summaryOf (run: ScenarioRun, kind: ServerKind): Summary | undefi
   return samples === undefined || samples.length === 0 ? undefined : summarize(samples)
 }
 
-/** 'met', 'missed' or 'n/a' for the scenario's target. */
-export function targetStatus (run: ScenarioRun): string {
+/** 'met', 'MISSED' or 'n/a' for the scenario's target, for ours through a route unless `ours` says otherwise. */
+export function targetStatus (run: ScenarioRun, ours: ServerKind = 'wsconn'): string {
   const target = run.scenario.target
   if (target === undefined) return ''
-  const r = ratio(run, target.against)
+  const r = ratio(run, target.against, ours)
   if (!Number.isFinite(r)) return 'n/a'
   const ok = (target.min === undefined || r >= target.min) && (target.max === undefined || r <= target.max)
   return ok ? 'met' : 'MISSED'

@@ -9,6 +9,7 @@ import { startFastifyWebsocket } from './fastify-websocket.js'
 import { startTcp } from './tcp.js'
 import { startWs } from './ws.js'
 import { startWsconn, type OursVia } from './wsconn.js'
+import { startWsconnBare } from './wsconn-bare.js'
 import type { BenchServer, ServerSettings } from './types.js'
 import { WindowProfiler } from './window-profiler.js'
 
@@ -30,6 +31,7 @@ async function main (): Promise<void> {
 function start (kind: ServerKind, settings: ServerSettings, via: OursVia): Promise<BenchServer> {
   switch (kind) {
     case 'wsconn': return startWsconn(settings, via)
+    case 'wsconn-bare': return startWsconnBare(settings)
     case 'fastify-websocket': return startFastifyWebsocket(settings)
     case 'ws': return startWs(settings)
     case 'tcp': return startTcp(settings)

@@ -7,7 +7,8 @@ import type { UpgraderOptions } from '../../lib/upgrader.js'
 import { loadOurs } from './ours-runtime.js'
 import { ignore, type BenchServer, type ServerSettings } from './types.js'
 
-const READ_LIMIT = 64 * 1024 * 1024
+/** ws allows 100 MiB; the plugin's default (1 MiB) would refuse scenario (d)'s frames. */
+export const READ_LIMIT = 64 * 1024 * 1024
 const BROADCAST_TOPIC = 'broadcast'
 
 /** Which path "ours" takes: the plugin when it can be loaded (auto), or the bare Upgrader. */
@@ -24,7 +25,6 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
     if (settings.mode === 'broadcast') broadcastOnMessage(conn, settings.broadcastPayload).catch(ignore)
     else echo(conn).catch(ignore)
   }
-  // readLimit: the plugin's default (1 MiB) would refuse scenario (d)'s frames; ws allows 100 MiB.
   const options = { readLimit: READ_LIMIT, ...(settings.compress ? { compression: { threshold: 0 } } : {}) }
   const plugin = via === 'upgrader' ? { error: 'not requested (--ours=upgrader)' } : ours.plugin
   let impl: string
@@ -45,7 +45,7 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
 }
 
 /** The echo a user writes with the gorilla-style API. */
-async function echo (conn: Conn): Promise<void> {
+export async function echo (conn: Conn): Promise<void> {
   try {
     for await (const message of conn) await conn.writeMessage(message.type, message.data)
   } catch {
@@ -54,7 +54,7 @@ async function echo (conn: Conn): Promise<void> {
 }
 
 /** Every connection subscribes to one topic; any message triggers one publish of the payload to it. */
-async function broadcastOnMessage (conn: Conn, payload: Buffer): Promise<void> {
+export async function broadcastOnMessage (conn: Conn, payload: Buffer): Promise<void> {
   conn.subscribe(BROADCAST_TOPIC)
   try {
     for (;;) {

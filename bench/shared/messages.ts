@@ -1,5 +1,5 @@
-/** Which server implementation a server process runs. */
-export type ServerKind = 'wsconn' | 'fastify-websocket' | 'ws' | 'tcp'
+/** Which server implementation a server process runs; wsconn-bare is ours as a bare Upgrader on node:http. */
+export type ServerKind = 'wsconn' | 'wsconn-bare' | 'fastify-websocket' | 'ws' | 'tcp'
 
 /** How the load generator talks to a server: WebSocket frames, or the same payloads on bare TCP. */
 export type Transport = 'ws' | 'tcp'

@@ -1,0 +1,3 @@
+module fastify-wsconn/bench/gogen
+
+go 1.19
