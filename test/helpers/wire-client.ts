@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net'
+import { connect } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import type { Duplex } from 'node:stream'
 
 /** One frame as a server sent it. */
 export interface WireFrame {
@@ -38,16 +39,18 @@ export function clientFrame (spec: FrameSpec): Buffer {
 
 /**
  * A minimal, independent WebSocket client working at the byte level: it writes any frame,
- * however broken, and parses what the server sends, so tests can check exact close codes.
+ * however broken, and parses what the server sends, so tests can check exact close codes. It runs
+ * on a TCP socket (`open`) or on any duplex whose handshake was done elsewhere, such as an HTTP/2
+ * extended CONNECT stream (`over`).
  */
 export class WireClient {
-  readonly socket: Socket
+  readonly socket: Duplex
   private buffer: Buffer = Buffer.alloc(0)
   private readonly frames: WireFrame[] = []
   private waiter: (() => void) | undefined
   ended = false
 
-  private constructor (socket: Socket, rest: Buffer) {
+  private constructor (socket: Duplex, rest: Buffer) {
     this.socket = socket
     socket.on('data', (chunk: Buffer) => { this.received(chunk) })
     socket.on('end', () => { this.ended = true; this.waiter?.() })
@@ -79,6 +82,11 @@ export class WireClient {
     }
   }
 
+  /** A client on `stream`, already a WebSocket (an HTTP/2 stream after its 200). */
+  static over (stream: Duplex): WireClient {
+    return new WireClient(stream, Buffer.alloc(0))
+  }
+
   send (...specs: FrameSpec[]): void {
     this.socket.write(Buffer.concat(specs.map(clientFrame)))
   }
@@ -87,7 +95,7 @@ export class WireClient {
     this.socket.write(bytes)
   }
 
-  /** Waits for the next frame from the server; null when the server closed TCP first. */
+  /** Waits for the next frame from the server; null when the server ended the connection first. */
   async next (): Promise<WireFrame | null> {
     for (;;) {
       const frame = this.frames.shift()
@@ -98,7 +106,7 @@ export class WireClient {
     }
   }
 
-  /** Waits for TCP to end. */
+  /** Waits for the server to end the connection (TCP, or the HTTP/2 stream). */
   async closedByServer (): Promise<void> {
     while (!this.ended) {
       await new Promise<void>((resolve) => { this.waiter = resolve })
