@@ -1,11 +1,12 @@
-// The echo example (`npm run echo`) in its own process, as the conformance, interop and
-// hardening tests run it: started through tsx on a free port, which it prints on its first line.
+// The echo example (`npm run echo`, or `npm run echo:http2` with examples/echo-http2.ts) in its own
+// process, as the conformance, interop and hardening tests run it: started through tsx on a free
+// port, which it prints on its first line.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 
-/** Starts examples/echo.ts with `env` added to this process's environment; resolves with the child and its port. */
-export async function startEchoExample (env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/echo.ts'], {
+/** Starts `file` (examples/echo.ts by default) with `env` added to this process's environment; resolves with the child and its port. */
+export async function startEchoExample (env: NodeJS.ProcessEnv = {}, file = 'examples/echo.ts'): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -64,3 +64,11 @@ export async function openStream (session: ClientHttp2Session, headers: Record<s
     sendClose (code, reason = '') { write(clientFrame({ opcode: 8, payload: closePayload(code, reason) })) }
   }
 }
+
+/** An extended CONNECT stream for a byte-level WireClient: no reader of its own is attached. */
+export async function openWireStream (session: ClientHttp2Session, headers: Record<string, string>): Promise<{ stream: ClientHttp2Stream, status: number }> {
+  const stream = session.request(headers, { endStream: false })
+  stream.on('error', () => {})
+  const [response] = await once(stream, 'response') as [IncomingHttpHeaders]
+  return { stream, status: Number(response[':status']) }
+}
