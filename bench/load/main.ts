@@ -5,6 +5,8 @@ import { runBroadcast } from './broadcast.js'
 import { runEcho } from './echo.js'
 import { runFanout } from './fanout.js'
 import { runHandshakes } from './handshake.js'
+import { runH2Echo } from './h2-echo.js'
+import { runH2Handshakes } from './h2-handshake.js'
 import { runIdle } from './idle.js'
 import { emptyResult } from './result.js'
 
@@ -22,6 +24,8 @@ function run (job: Job): Promise<JobResult> {
     case 'idle': return runIdle(job, emit, released)
     case 'handshake': return runHandshakes(job, emit)
     case 'fanout': return runFanout(job, emit, released)
+    case 'h2-echo': return runH2Echo(job, emit)
+    case 'h2-handshake': return runH2Handshakes(job, emit)
   }
 }
 

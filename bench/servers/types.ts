@@ -5,6 +5,8 @@ export interface ServerSettings {
   compress: boolean
   /** What a broadcast sends to every connection (as a text message on WebSocket servers). */
   broadcastPayload: Buffer
+  /** Serve over cleartext HTTP/2 (h2c): WebSockets as RFC 8441 extended CONNECT streams (ours only). */
+  http2?: boolean
 }
 
 /** A started bench server. */

@@ -16,7 +16,8 @@ export type OursVia = 'auto' | 'plugin' | 'upgrader'
 
 /** This repository on Fastify: through lib/plugin when it exports a plugin, else the Upgrader on 'upgrade'. */
 export async function startWsconn (settings: ServerSettings, via: OursVia = 'auto'): Promise<BenchServer> {
-  const app = Fastify({ logger: false })
+  // Over HTTP/2 Fastify's defaults, as a user moving an app to h2c gets them (no tuned windows).
+  const app = (settings.http2 === true ? Fastify({ logger: false, http2: true }) : Fastify({ logger: false })) as unknown as FastifyInstance
   const conns = new Set<Conn>()
   const ours = await loadOurs()
   const handle = (conn: Conn): void => {
@@ -31,8 +32,9 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
   if ('fn' in plugin) {
     await app.register(plugin.fn as Parameters<FastifyInstance['register']>[0], options)
     app.route({ method: 'GET', url: '/', websocket: true, handler: handle } as unknown as RouteOptions)
-    impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}`
+    impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}${settings.http2 === true ? ' over h2c (HTTP/2 cleartext)' : ''}`
   } else {
+    if (settings.http2 === true) throw new Error(`--http2 needs the plugin, which cannot be used: ${plugin.error}`)
     if (via === 'plugin') throw new Error(`--ours=plugin but the plugin cannot be used: ${plugin.error}`)
     const upgrader = new ours.Upgrader({ ...options, hub: new ours.Hub() } as UpgraderOptions)
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

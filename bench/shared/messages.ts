@@ -67,8 +67,34 @@ export interface FanoutJob {
   durationMs: number
 }
 
+/**
+ * Echo over cleartext HTTP/2 (bench/http2.ts): `connections` WebSockets, each an RFC 8441 extended
+ * CONNECT stream, spread over `sessions` HTTP/2 sessions (1: all on one; `connections`: one each).
+ */
+export interface H2EchoJob {
+  type: 'h2-echo'
+  port: number
+  connections: number
+  sessions: number
+  size: number
+  text: boolean
+  inFlight: number
+  warmupMs: number
+  durationMs: number
+}
+
+/** Handshake churn over ONE cleartext HTTP/2 session: `concurrency` loops of extended CONNECT, one echo, close. */
+export interface H2HandshakeJob {
+  type: 'h2-handshake'
+  port: number
+  concurrency: number
+  size: number
+  warmupMs: number
+  durationMs: number
+}
+
 /** Any job the load generator runs. */
-export type Job = EchoJob | BroadcastJob | IdleJob | HandshakeJob | FanoutJob
+export type Job = EchoJob | BroadcastJob | IdleJob | HandshakeJob | FanoutJob | H2EchoJob | H2HandshakeJob
 
 /** What the load generator measured for one job; `na` or `error` replace the numbers. */
 export interface JobResult {
