@@ -34,8 +34,7 @@ async function main (): Promise<void> {
     `date ${new Date().toISOString()}; node ${environment.node}; ${environment.cores} cores (${environment.cpuModel}); ${os.platform()} ${os.arch()}`,
     `command: ${settings.command}`,
     `${environment.pinNote}; ${environment.fdNote}`,
-    'servers: the same build of ours (the plugin, one websocket route echoing with readMessage/writeMessage) in two processes: Fastify() for HTTP/1.1 and Fastify({ http2: true }) for h2c, with Node\'s default HTTP/2 settings',
-    'h2c: HTTP/2 over cleartext TCP, as HTTP/1.1 is here (no TLS on either side); WebSockets are RFC 8441 extended CONNECT streams',
+    ...protocolLines(settings.tls),
     'load generator: one process; HTTP/1.1 as in npm run bench (net sockets, onread into one buffer); HTTP/2 through Node\'s own http2 client with Chromium\'s windows (6 MiB per stream, 15 MiB per session); both write pre-masked frames and count echoes from frame headers',
     `${settings.rounds} round(s), fresh server processes per scenario and round, the order of the rows alternating between rounds; ${settings.warmupMs} ms warm-up + ${settings.durationMs} ms measured per row${settings.rounds > 1 ? '; medians over the rounds' : ''}`,
     ...(settings.scenarios.includes('h') && settings.drain ? [`before each HTTP/1.1 (h) run the runner waits (up to 70 s) until fewer than ${TIME_WAIT_CALM} TCP sockets are in TIME_WAIT`] : []),
@@ -58,7 +57,7 @@ async function main (): Promise<void> {
     progress('')
     await generator.stop()
   }
-  const implLines = [...impl].map(([protocol, text]) => `ours over ${protocol === 'http1' ? 'HTTP/1.1' : 'h2c'}: ${text}`)
+  const implLines = [...impl].map(([protocol, text]) => `ours over ${protocol === 'http1' ? 'HTTP/1.1' : 'HTTP/2'}: ${text}`)
   const warnings = disturbance(runs)
   const ratiosText = ratioLines(runs)
   console.log(['', ...implLines, ...warnings, '', textTable(rows(runs)), '', 'HTTP/2 ÷ HTTP/1.1:', ...ratiosText.map((l) => `  ${l}`)].join('\n'))
@@ -68,10 +67,24 @@ async function main (): Promise<void> {
       ...[...header.slice(1), ...implLines, ...warnings].map((l) => `- ${l}`), '',
       markdownTable(rows(runs)), '',
       'HTTP/2 ÷ HTTP/1.1 (medians):', '', ...ratiosText.map((l) => `- ${l}`), ''
-    ].join('\n'))
+    ].join('\n'), settings.tls)
     console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
   }
   if (runs.some((run) => [...run.samples.values()].some((samples) => samples.every((s) => !Number.isFinite(s.msgsPerSec))))) process.exitCode = 1
+}
+
+/** What the header says about the servers and the protocols, cleartext or TLS. */
+function protocolLines (tls: boolean): string[] {
+  if (!tls) {
+    return [
+      'servers: the same build of ours (the plugin, one websocket route echoing with readMessage/writeMessage) in two processes: Fastify() for HTTP/1.1 and Fastify({ http2: true }) for h2c, with Node\'s default HTTP/2 settings',
+      'h2c: HTTP/2 over cleartext TCP, as HTTP/1.1 is here (no TLS on either side); WebSockets are RFC 8441 extended CONNECT streams'
+    ]
+  }
+  return [
+    'servers: the same build of ours (the plugin, one websocket route echoing with readMessage/writeMessage) in two processes: Fastify({ https }) for HTTPS and Fastify({ http2: true, https }) for HTTP/2 over TLS (no allowHTTP1), with Node\'s default HTTP/2 settings',
+    'TLS on both sides: a self-signed ECDSA P-256 certificate, ALPN http/1.1 or h2, Node\'s default TLS versions and ciphers; each HTTP/1.1 WebSocket has its own TLS connection, the HTTP/2 ones share their session\'s; WebSockets over HTTP/2 are RFC 8441 extended CONNECT streams'
+  ]
 }
 
 interface RoundContext {
@@ -92,7 +105,7 @@ async function runRound (run: Http2Run, round: number, settings: Http2Settings, 
     env: ctx.env,
     cpu: ctx.environment.serverCpu,
     fdLimit: ctx.environment.raiseFdLimit ? ctx.environment.fdLimit : undefined,
-    args: protocol === 'http2' ? ['--http2'] : []
+    args: [...(protocol === 'http2' ? ['--http2'] : []), ...(settings.tls ? ['--tls'] : [])]
   })))
   try {
     // Alternating the order, so that neither protocol always runs on a warmer (or hotter) machine.

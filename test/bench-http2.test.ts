@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { fastifyWsconn } from '../lib/plugin/index.js'
 import { HTTP2_LETTERS, parseHttp2Args } from '../bench/http2/args.js'
 import { ratios, rows, type Http2Run } from '../bench/http2/report.js'
@@ -13,13 +13,16 @@ import { withHttp2Results } from '../bench/http2/results.js'
 import { H2_EACH, H2_SHARED, HTTP1, HTTP2_SCENARIOS } from '../bench/http2/scenarios.js'
 import { runH2Echo } from '../bench/load/h2-echo.js'
 import { runH2Handshakes } from '../bench/load/h2-handshake.js'
+import { runHandshakes } from '../bench/load/handshake.js'
+import { selfSignedCert } from './helpers/tls.js'
 import type { Sample } from '../bench/runner/measure.js'
 
 t.test('options: defaults, the quick preset and refusals', async (t) => {
   const full = parseHttp2Args([])
   t.same([full.scenarios, full.rounds, full.concurrency, full.write, full.drain], [HTTP2_LETTERS, 3, 50, true, true])
-  const quick = parseHttp2Args(['--quick', '--scenario=h,a', '--no-drain'])
-  t.same([quick.scenarios, quick.rounds, quick.write, quick.drain], [['a', 'h'], 1, false, false])
+  t.equal(full.tls, false, 'cleartext unless told')
+  const quick = parseHttp2Args(['--quick', '--scenario=h,a', '--no-drain', '--tls'])
+  t.same([quick.scenarios, quick.rounds, quick.write, quick.drain, quick.tls], [['a', 'h'], 1, false, false, true])
   t.throws(() => parseHttp2Args(['--scenario=b']), /--scenario: unknown "b"/)
   t.throws(() => parseHttp2Args(['--rounds=0']), /--rounds must be a positive integer/)
   t.throws(() => parseHttp2Args(['--servers=ws']), /unknown option --servers/)
@@ -35,7 +38,9 @@ t.test('scenarios: HTTP/1.1 first (the base of every ratio), then HTTP/2 with a 
   const [a, c] = HTTP2_SCENARIOS
   t.match(a!.variants[0]!.job(1, settings), { type: 'echo', transport: 'ws', connections: 100, size: 32, text: true, inFlight: 1 })
   t.match(a!.variants[1]!.job(1, settings), { type: 'h2-echo', connections: 100, sessions: 100, size: 32, text: true, inFlight: 1 })
-  t.match(c!.variants[2]!.job(1, settings), { type: 'h2-echo', connections: 10, sessions: 1, size: 65536, text: false, inFlight: 1 })
+  t.match(c!.variants[2]!.job(1, settings), { type: 'h2-echo', connections: 10, sessions: 1, size: 65536, text: false, inFlight: 1, tls: false })
+  const tls = parseHttp2Args(['--tls'])
+  t.ok(HTTP2_SCENARIOS.every((s) => s.variants.every((v) => (v.job(1, tls) as { tls?: boolean }).tls === true)), 'with --tls every job is over TLS')
 })
 
 t.test('ratios divide each HTTP/2 row by the HTTP/1.1 row, in rate and per server CPU-second', async (t) => {
@@ -60,6 +65,9 @@ t.test('RESULTS.md: the HTTP/2 section is added once, then only its inside is re
   const second = withHttp2Results(first.replace('<!-- bench-http2:end -->\n', '<!-- bench-http2:end -->\n\nmy analysis\n'), 'run 2')
   t.notMatch(second, 'run 1')
   t.match(second, 'run 2\n<!-- bench-http2:end -->\n\nmy analysis\n', 'text after the section survives')
+  const both = withHttp2Results(second, 'tls run', true)
+  t.match(both, /## WebSocket over HTTP\/2 beside HTTP\/1\.1, both over TLS[^\n]*\n\n<!-- bench-http2-tls:begin[^\n]*-->\ntls run\n<!-- bench-http2-tls:end -->\n$/, 'the TLS run has a section of its own')
+  t.match(both, 'run 2\n<!-- bench-http2:end -->', 'and leaves the cleartext one alone')
 })
 
 t.test('the generator\'s HTTP/2 loads against an h2c server of ours', async (t) => {
@@ -97,6 +105,29 @@ t.test('the generator\'s HTTP/2 loads against an h2c server of ours', async (t) 
     /does not offer extended CONNECT/, 'an HTTP/2 server without the plugin is reported')
 })
 
+t.test('over TLS: the generator\'s loads on HTTPS and on HTTP/2 over TLS', { skip: selfSignedCert() === undefined ? 'openssl not found' : false }, async (t) => {
+  const https = selfSignedCert()!
+  const apps = [Fastify({ https }), Fastify({ http2: true, https })] as unknown as FastifyInstance[]
+  const ports: number[] = []
+  for (const app of apps) {
+    t.teardown(() => app.close())
+    await app.register(fastifyWsconn)
+    app.get('/', { websocket: true }, async (conn) => {
+      for await (const message of conn) await conn.writeMessage(message.type, message.data)
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    ports.push((app.server.address() as AddressInfo).port)
+  }
+  const emit = (): void => {}
+  const timing = { warmupMs: 50, durationMs: 200, tls: true }
+  const h1 = await runHandshakes({ type: 'handshake', port: ports[0]!, transport: 'ws', concurrency: 2, size: 32, ...timing }, emit)
+  t.same([h1.error, h1.messages > 0], [undefined, true], 'HTTPS: handshake cycles over TLS connections')
+  const echo = await runH2Echo({ type: 'h2-echo', port: ports[1]!, connections: 2, sessions: 1, size: 32, text: true, inFlight: 1, ...timing }, emit)
+  t.same([echo.error, echo.messages > 0], [undefined, true], 'HTTP/2 over TLS: echoes')
+  const h2 = await runH2Handshakes({ type: 'h2-handshake', port: ports[1]!, concurrency: 2, size: 32, ...timing }, emit)
+  t.same([h2.error, h2.messages > 0], [undefined, true], 'HTTP/2 over TLS: handshake cycles on one session')
+})
+
 /** An h2c server without the plugin (no SETTINGS_ENABLE_CONNECT_PROTOCOL). */
 async function plainServerPort (t: Test): Promise<number> {
   const app = Fastify({ http2: true })
@@ -120,7 +151,7 @@ t.test('a tiny run: every protocol of every scenario has a row with numbers, and
     t.match(run.stdout, new RegExp(`^ {2}${line} ÷ HTTP/1\\.1: [\\d.]+× msgs/s, [\\d.]+× per server CPU-second$`, 'm'))
   }
   t.match(run.stdout, /^ {2}\(h\) HTTP\/2, one session ÷ HTTP\/1\.1: [\d.]+× handshakes\/s/m)
-  t.match(run.stdout, /^ours over h2c: plugin .* over h2c/m, 'ours over HTTP/2 is the plugin')
+  t.match(run.stdout, /^ours over HTTP\/2: plugin .* over h2c/m, 'ours over HTTP/2 is the plugin, over h2c')
   t.notMatch(output, /error:/, 'no row reports an error')
   t.equal(run.code, 0, 'exit code 0')
 })

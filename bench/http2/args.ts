@@ -9,6 +9,8 @@ export interface Http2Settings {
   /** Concurrent handshake loops in (h), over HTTP/1.1 and over the one HTTP/2 session alike. */
   concurrency: number
   pin: boolean
+  /** Both protocols over TLS (HTTPS and HTTP/2 over TLS) instead of cleartext (HTTP/1.1 and h2c). */
+  tls: boolean
   /** Wait for earlier runs' TIME_WAIT sockets to go before each HTTP/1.1 handshake run. */
   drain: boolean
   fromSource: boolean
@@ -27,12 +29,14 @@ export const HTTP2_USAGE = `usage: npm run bench:http2 -- [options]
   --duration=MS         measured window per run (default 3000)
   --warmup=MS           unmeasured load before it (default 1000)
   --concurrency=N       concurrent handshake loops in (h) (default 50)
+  --tls                 both protocols over TLS (ECDSA P-256 self-signed certificate): HTTPS beside HTTP/2 over TLS,
+                        instead of cleartext HTTP/1.1 beside h2c; writes its own section of bench/RESULTS.md
   --no-pin              do not pin the servers to CPU 0 and the load generator to CPU 1
   --no-drain            do not wait for TIME_WAIT sockets to drain before HTTP/1.1 handshake runs
   --from-source         run lib/ through tsx instead of compiling it with tsc first
   --write / --no-write  write the HTTP/2 section of bench/RESULTS.md (default: yes, except with --quick)`
 
-const OPTIONS = ['quick', 'scenario', 'rounds', 'duration', 'warmup', 'concurrency', 'no-pin', 'no-drain', 'from-source', 'write', 'no-write', 'help']
+const OPTIONS = ['quick', 'scenario', 'rounds', 'duration', 'warmup', 'concurrency', 'tls', 'no-pin', 'no-drain', 'from-source', 'write', 'no-write', 'help']
 
 /** Parses argv; throws an Error with a message meant for the user on bad input. */
 export function parseHttp2Args (argv: string[]): Http2Settings {
@@ -54,6 +58,7 @@ export function parseHttp2Args (argv: string[]): Http2Settings {
     warmupMs: integer(options.get('warmup'), quick ? 200 : 1000, 'warmup'),
     durationMs: integer(options.get('duration'), quick ? 400 : 3000, 'duration'),
     concurrency: integer(options.get('concurrency'), 50, 'concurrency'),
+    tls: options.has('tls'),
     pin: !options.has('no-pin'),
     drain: !options.has('no-drain'),
     fromSource: options.has('from-source'),

@@ -1,7 +1,7 @@
 import type { Job } from '../shared/messages.js'
 import type { Http2Settings } from './args.js'
 
-/** The server process a variant runs against: the plugin over HTTP/1.1, or the same build over h2c. */
+/** The server process a variant runs against: the plugin over HTTP/1.1, or the same build over HTTP/2. */
 export type Protocol = 'http1' | 'http2'
 
 /** One row of a scenario: a protocol and the generator's job for it. */
@@ -29,7 +29,7 @@ export const H2_EACH = 'HTTP/2, a session each'
 export const H2_SHARED = 'HTTP/2, one session'
 
 function echo (connections: number, size: number, text: boolean): Variant[] {
-  const timing = (s: Http2Settings): { warmupMs: number, durationMs: number } => ({ warmupMs: s.warmupMs, durationMs: s.durationMs })
+  const timing = (s: Http2Settings): { warmupMs: number, durationMs: number, tls: boolean } => ({ warmupMs: s.warmupMs, durationMs: s.durationMs, tls: s.tls })
   const h2 = (sessions: number) => (port: number, s: Http2Settings): Job => ({ type: 'h2-echo', port, connections, sessions, size, text, inFlight: 1, ...timing(s) })
   return [
     { label: HTTP1, protocol: 'http1', job: (port, s) => ({ type: 'echo', port, transport: 'ws', connections, size, text, inFlight: 1, deflate: false, ...timing(s) }) },
@@ -44,11 +44,11 @@ export const HTTP2_SCENARIOS: Http2Scenario[] = [
   { letter: 'c', title: '10 conns, 64 KiB binary echo, 1 in flight', unit: 'msgs/s', variants: echo(10, 64 * KiB, false) },
   {
     letter: 'h',
-    title: 'handshakes/s: open, one 32 B echo, close (HTTP/1.1: a TCP connection each; HTTP/2: a stream each on one session)',
+    title: 'handshakes/s: open, one 32 B echo, close (HTTP/1.1: a connection each; HTTP/2: a stream each on one session)',
     unit: 'handshakes/s',
     variants: [
-      { label: HTTP1, protocol: 'http1', job: (port, s) => ({ type: 'handshake', port, transport: 'ws', concurrency: s.concurrency, size: 32, warmupMs: s.warmupMs, durationMs: s.durationMs }) },
-      { label: H2_SHARED, protocol: 'http2', job: (port, s) => ({ type: 'h2-handshake', port, concurrency: s.concurrency, size: 32, warmupMs: s.warmupMs, durationMs: s.durationMs }) }
+      { label: HTTP1, protocol: 'http1', job: (port, s) => ({ type: 'handshake', port, transport: 'ws', concurrency: s.concurrency, size: 32, warmupMs: s.warmupMs, durationMs: s.durationMs, tls: s.tls }) },
+      { label: H2_SHARED, protocol: 'http2', job: (port, s) => ({ type: 'h2-handshake', port, concurrency: s.concurrency, size: 32, warmupMs: s.warmupMs, durationMs: s.durationMs, tls: s.tls }) }
     ]
   }
 ]

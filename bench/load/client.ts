@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import type { Transport } from '../shared/messages.js'
 import { ByteCounter, FrameCounter, type MessageCounter } from './counters.js'
 
@@ -19,6 +20,8 @@ export interface ClientSettings {
   size: number
   /** Request path of the upgrade (default '/'). */
   path?: string
+  /** Over TLS (bench:http2 --tls): the server's certificate is not checked. */
+  tls?: boolean
   /** Reads the server's frames instead of the default counter (a job that looks into messages). */
   reader?: (client: BenchClient) => MessageCounter
 }
@@ -47,13 +50,19 @@ export class BenchClient {
     this.slot = slot
     this.#hooks = hooks
     this.#counter = settings.reader?.(this) ?? (settings.transport === 'ws' ? new FrameCounter() : new ByteCounter(settings.size))
-    this.socket = connect({
-      host: '127.0.0.1',
-      port: settings.port,
-      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf as Buffer) }
-    })
+    if (settings.tls === true) {
+      // TLS sockets take no onread buffer: each decrypted chunk comes as a Buffer of its own.
+      this.socket = tlsConnect({ host: '127.0.0.1', port: settings.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+      this.socket.on('data', (chunk: Buffer) => this.#onRead(chunk.length, chunk))
+    } else {
+      this.socket = connect({
+        host: '127.0.0.1',
+        port: settings.port,
+        onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf as Buffer) }
+      })
+    }
     this.socket.setNoDelay(true)
-    this.socket.on('connect', () => {
+    this.socket.on(settings.tls === true ? 'secureConnect' : 'connect', () => {
       if (settings.transport === 'ws') this.socket.write(upgradeRequest(settings.port, settings.deflate, settings.path ?? '/'))
       else this.#opened()
     })

@@ -50,9 +50,9 @@ export async function runH2Echo (job: H2EchoJob, emit: (event: GeneratorEvent) =
   }
 
   try {
-    for (let i = 0; i < job.sessions; i++) sessions.push(await openSession(job.port))
+    for (let i = 0; i < job.sessions; i++) sessions.push(await openSession(job.port, job.tls))
     for (let slot = 0; slot < job.connections; slot++) {
-      const stream = openWebSocket(sessions[slot % sessions.length]!, job.port)
+      const stream = openWebSocket(sessions[slot % sessions.length]!, job.port, job.tls)
       const counter = new FrameCounter()
       stream.on('data', (chunk: Buffer) => {
         const count = counter.push(chunk, 0, chunk.length)

@@ -22,7 +22,7 @@ export async function runH2Handshakes (job: H2HandshakeJob, emit: (event: Genera
   const message = maskedFrame(TEXT, textPayload(job.size))
   const close = closeFrame()
   const histogram = new Histogram()
-  const session = await openSession(job.port)
+  const session = await openSession(job.port, job.tls)
   let running = true
   let recording = false
   let cycles = 0
@@ -31,7 +31,7 @@ export async function runH2Handshakes (job: H2HandshakeJob, emit: (event: Genera
 
   const begin = (session: ClientHttp2Session): void => {
     const startedAt = performance.now()
-    const stream = openWebSocket(session, job.port)
+    const stream = openWebSocket(session, job.port, job.tls)
     const counter = new FrameCounter()
     let status = 0
     let closing = false

@@ -2,6 +2,7 @@ import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:h
 import type { IncomingHttpHeaders } from 'node:http'
 import type { EventEmitter } from 'node:events'
 import { connect as tcpConnect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 
 // Flow-control windows as Chromium opens its HTTP/2 connections (6 MiB per stream, 15 MiB per
 // connection), so that the generator plays a browser's part; the server keeps Node's defaults.
@@ -9,12 +10,17 @@ const STREAM_WINDOW = 6 * 1024 * 1024
 const SESSION_WINDOW = 15 * 1024 * 1024
 const OPEN_TIMEOUT_MS = 30_000
 
-/** Opens a cleartext HTTP/2 session to the bench server and checks that it offers RFC 8441. */
-export async function openSession (port: number): Promise<ClientHttp2Session> {
-  const session = connect(`http://127.0.0.1:${port}`, {
+/** Opens an HTTP/2 session (h2c, or over TLS) to the bench server and checks that it offers RFC 8441. */
+export async function openSession (port: number, tls = false): Promise<ClientHttp2Session> {
+  const session = connect(`${tls ? 'https' : 'http'}://127.0.0.1:${port}`, {
     settings: { initialWindowSize: STREAM_WINDOW },
     // As for the HTTP/1.1 clients: a small write goes out at once (http2 sockets cannot be set afterwards).
-    createConnection: () => tcpConnect({ host: '127.0.0.1', port, noDelay: true })
+    createConnection: () => {
+      if (!tls) return tcpConnect({ host: '127.0.0.1', port, noDelay: true })
+      const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2'] })
+      socket.setNoDelay(true)
+      return socket
+    }
   })
   session.on('error', () => {})
   try {
@@ -32,11 +38,11 @@ export async function openSession (port: number): Promise<ClientHttp2Session> {
 }
 
 /** Starts an RFC 8441 WebSocket (extended CONNECT) to `/` on `session`; see `accepted` for its response. */
-export function openWebSocket (session: ClientHttp2Session, port: number): ClientHttp2Stream {
+export function openWebSocket (session: ClientHttp2Session, port: number, tls = false): ClientHttp2Stream {
   const stream = session.request({
     ':method': 'CONNECT',
     ':protocol': 'websocket',
-    ':scheme': 'http',
+    ':scheme': tls ? 'https' : 'http',
     ':path': '/',
     ':authority': `127.0.0.1:${port}`,
     'sec-websocket-version': '13'

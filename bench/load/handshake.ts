@@ -25,7 +25,7 @@ export async function runHandshakes (job: HandshakeJob, emit: (event: GeneratorE
   let cycles = 0
   let failures = 0
   let lastError: Error | undefined
-  const settings = { port: job.port, transport: job.transport, deflate: false, size: job.size }
+  const settings = { port: job.port, transport: job.transport, deflate: false, size: job.size, tls: job.tls }
 
   const hooks: ClientHooks = {
     opened: (client) => { client.socket.write(message) },

@@ -1,5 +1,6 @@
 // A bench server process: `node --import tsx bench/servers/main.ts <kind> <echo|broadcast> [--compress] [--ours=auto] [--http2]`.
-// --http2 (ours only) serves the plugin's route over cleartext HTTP/2 instead of HTTP/1.1.
+// --http2 (ours only) serves the plugin's route over HTTP/2 instead of HTTP/1.1; --tls (ours only) over TLS.
+// [--tls]
 // With --profile=FILE it writes a CPU profile of the measured window. It listens on 127.0.0.1, reports its port over IPC, answers the runner's queries (CPU time,
 // RSS after GC, open connections) and exits when the runner goes away or sends SIGTERM.
 import { performance } from 'node:perf_hooks'
@@ -22,7 +23,7 @@ async function main (): Promise<void> {
   const via = (flags.find((f) => f.startsWith('--ours='))?.slice(7) ?? 'auto') as OursVia
   const profileFile = flags.find((f) => f.startsWith('--profile='))?.slice(10)
   const profiler = profileFile === undefined ? undefined : new WindowProfiler(profileFile)
-  const settings: ServerSettings = { mode, compress: flags.includes('--compress'), broadcastPayload: broadcastPayload(), http2: flags.includes('--http2') }
+  const settings: ServerSettings = { mode, compress: flags.includes('--compress'), broadcastPayload: broadcastPayload(), http2: flags.includes('--http2'), tls: flags.includes('--tls') }
   const server = await start(kind, settings, via)
   process.on('message', (message: ServerQuery) => { answer(server, message, profiler).catch(fail) })
   const ready: ServerReady = { event: 'ready', port: server.port, impl: server.impl }
@@ -30,7 +31,7 @@ async function main (): Promise<void> {
 }
 
 function start (kind: ServerKind, settings: ServerSettings, via: OursVia): Promise<BenchServer> {
-  if (settings.http2 === true && kind !== 'wsconn') throw new Error(`--http2: only ours (wsconn) serves WebSockets over HTTP/2, not ${kind}`)
+  if ((settings.http2 === true || settings.tls === true) && kind !== 'wsconn') throw new Error(`--http2 and --tls: only for ours (wsconn), not ${kind}`)
   switch (kind) {
     case 'wsconn': return startWsconn(settings, via)
     case 'wsconn-bare': return startWsconnBare(settings)

@@ -7,6 +7,8 @@ export interface ServerSettings {
   broadcastPayload: Buffer
   /** Serve over cleartext HTTP/2 (h2c): WebSockets as RFC 8441 extended CONNECT streams (ours only). */
   http2?: boolean
+  /** Serve over TLS with a self-signed certificate (ours only): HTTPS, or HTTP/2 over TLS with --http2. */
+  tls?: boolean
 }
 
 /** A started bench server. */

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import type { Conn } from '../../lib/conn/conn.js'
 import type { UpgraderOptions } from '../../lib/upgrader.js'
 import { loadOurs } from './ours-runtime.js'
+import { benchCertificate } from '../shared/tls.js'
 import { ignore, type BenchServer, type ServerSettings } from './types.js'
 
 /** ws allows 100 MiB; the plugin's default (1 MiB) would refuse scenario (d)'s frames. */
@@ -16,8 +17,7 @@ export type OursVia = 'auto' | 'plugin' | 'upgrader'
 
 /** This repository on Fastify: through lib/plugin when it exports a plugin, else the Upgrader on 'upgrade'. */
 export async function startWsconn (settings: ServerSettings, via: OursVia = 'auto'): Promise<BenchServer> {
-  // Over HTTP/2 Fastify's defaults, as a user moving an app to h2c gets them (no tuned windows).
-  const app = (settings.http2 === true ? Fastify({ logger: false, http2: true }) : Fastify({ logger: false })) as unknown as FastifyInstance
+  const app = fastifyFor(settings)
   const conns = new Set<Conn>()
   const ours = await loadOurs()
   const handle = (conn: Conn): void => {
@@ -32,7 +32,7 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
   if ('fn' in plugin) {
     await app.register(plugin.fn as Parameters<FastifyInstance['register']>[0], options)
     app.route({ method: 'GET', url: '/', websocket: true, handler: handle } as unknown as RouteOptions)
-    impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}${settings.http2 === true ? ' over h2c (HTTP/2 cleartext)' : ''}`
+    impl = `plugin (export ${plugin.name}) from ${ours.source} on fastify ${app.version}${protocolNote(settings)}`
   } else {
     if (settings.http2 === true) throw new Error(`--http2 needs the plugin, which cannot be used: ${plugin.error}`)
     if (via === 'plugin') throw new Error(`--ours=plugin but the plugin cannot be used: ${plugin.error}`)
@@ -44,6 +44,21 @@ export async function startWsconn (settings: ServerSettings, via: OursVia = 'aut
   }
   await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
   return { port: (app.server.address() as AddressInfo).port, impl, connections: () => conns.size }
+}
+
+/**
+ * Fastify over HTTP/1.1 or HTTP/2, cleartext or TLS. Over HTTP/2 with Fastify's defaults, as a
+ * user moving an app to HTTP/2 gets them (no tuned windows); over TLS HTTP/2 only (no allowHTTP1).
+ */
+function fastifyFor (settings: ServerSettings): FastifyInstance {
+  const https = settings.tls === true ? benchCertificate() : undefined
+  if (settings.http2 === true) return (https === undefined ? Fastify({ logger: false, http2: true }) : Fastify({ logger: false, http2: true, https })) as unknown as FastifyInstance
+  return (https === undefined ? Fastify({ logger: false }) : Fastify({ logger: false, https })) as unknown as FastifyInstance
+}
+
+function protocolNote (settings: ServerSettings): string {
+  if (settings.http2 === true) return settings.tls === true ? ' over HTTP/2 with TLS' : ' over h2c (HTTP/2 cleartext)'
+  return settings.tls === true ? ' over HTTPS' : ''
 }
 
 /** The echo a user writes with the gorilla-style API. */

@@ -17,6 +17,8 @@ export interface EchoJob {
   deflate: boolean
   warmupMs: number
   durationMs: number
+  /** Over TLS (bench:http2 --tls); the server's certificate is self-signed and not checked. */
+  tls?: boolean
 }
 
 /** Broadcast: N connections, one client triggers, the server sends one message to all of them. */
@@ -48,6 +50,8 @@ export interface HandshakeJob {
   size: number
   warmupMs: number
   durationMs: number
+  /** Over TLS (bench:http2 --tls); the server's certificate is self-signed and not checked. */
+  tls?: boolean
 }
 
 /**
@@ -68,7 +72,7 @@ export interface FanoutJob {
 }
 
 /**
- * Echo over cleartext HTTP/2 (bench/http2.ts): `connections` WebSockets, each an RFC 8441 extended
+ * Echo over HTTP/2 (bench/http2.ts): `connections` WebSockets, each an RFC 8441 extended
  * CONNECT stream, spread over `sessions` HTTP/2 sessions (1: all on one; `connections`: one each).
  */
 export interface H2EchoJob {
@@ -81,9 +85,11 @@ export interface H2EchoJob {
   inFlight: number
   warmupMs: number
   durationMs: number
+  /** Over TLS (bench:http2 --tls); the server's certificate is self-signed and not checked. */
+  tls?: boolean
 }
 
-/** Handshake churn over ONE cleartext HTTP/2 session: `concurrency` loops of extended CONNECT, one echo, close. */
+/** Handshake churn over ONE HTTP/2 session: `concurrency` loops of extended CONNECT, one echo, close. */
 export interface H2HandshakeJob {
   type: 'h2-handshake'
   port: number
@@ -91,6 +97,8 @@ export interface H2HandshakeJob {
   size: number
   warmupMs: number
   durationMs: number
+  /** Over TLS (bench:http2 --tls); the server's certificate is self-signed and not checked. */
+  tls?: boolean
 }
 
 /** Any job the load generator runs. */
