@@ -6,10 +6,11 @@
 // `net`, writing the upgrade request by hand. --echo makes every connection do one 32 B echo first;
 // --offer-deflate makes the clients offer permessage-deflate, --compression turns it on in the servers;
 // --snapshot writes heap snapshots before and after and prints the constructors that grew most.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import path from 'node:path'
 import { createInterface, type Interface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
 import { TEXT, maskedFrame } from './load/frames.js'
 import { diffSnapshots } from './idle-heap/snapshot.js'
 
@@ -38,7 +39,7 @@ function parseArgs (argv: string[]): Settings {
 
 /** A server process and a way to ask it one question at a time. */
 class ServerProcess {
-  readonly #child: ChildProcessWithoutNullStreams
+  readonly #child: ChildProcessByStdio<Writable, Readable, null>
   readonly #lines: AsyncIterator<string>
   readonly #input: Interface
 
