@@ -1,8 +1,8 @@
 // What an idle connection costs a server, in heap bytes (after a full GC) rather than RSS, so the
 // number does not move with other processes' load: for raw TCP, the bare Upgrader and a plugin route.
-//   node --import tsx bench/idle-heap.ts [--connections=5000] [--servers=tcp,upgrader,plugin,plugin-async]
+//   node --import tsx bench/idle-heap.ts [--connections=5000] [--servers=tcp,upgrader,plugin,plugin-async,plugin-request]
 //                                         [--echo] [--offer-deflate] [--compression] [--snapshot=DIR]
-// Each server runs in its own process (bench/idle-heap/server.ts); this one opens the connections with
+// (See bench/idle-heap/server.ts for the three plugin handlers.) Each server runs in its own process (bench/idle-heap/server.ts); this one opens the connections with
 // `net`, writing the upgrade request by hand. --echo makes every connection do one 32 B echo first;
 // --offer-deflate makes the clients offer permessage-deflate, --compression turns it on in the servers;
 // --snapshot writes heap snapshots before and after and prints the constructors that grew most.
@@ -23,7 +23,7 @@ const UPGRADE_KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
 const ECHO_FRAME = maskedFrame(TEXT, Buffer.alloc(32, 'x'))
 
 function parseArgs (argv: string[]): Settings {
-  const settings: Settings = { connections: 5000, servers: ['tcp', 'upgrader', 'plugin', 'plugin-async'], echo: false, offer: false, compression: false, snapshot: undefined }
+  const settings: Settings = { connections: 5000, servers: ['tcp', 'upgrader', 'plugin', 'plugin-async', 'plugin-request'], echo: false, offer: false, compression: false, snapshot: undefined }
   for (const arg of argv) {
     const [name, value = ''] = arg.split('=')
     if (name === '--connections') settings.connections = Number(value)

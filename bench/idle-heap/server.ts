@@ -1,5 +1,5 @@
 // One server of bench/idle-heap.ts, in its own process so that its heap holds only what it serves:
-//   node --expose-gc --import tsx bench/idle-heap/server.ts <tcp|upgrader|plugin|plugin-async>
+//   node --expose-gc --import tsx bench/idle-heap/server.ts <tcp|upgrader|plugin|plugin-async|plugin-request>
 // It prints its port, then answers each line on stdin: "stats" with its heap after a full GC,
 // "cpu" with its process.cpuUsage(), "snapshot <file>" by writing a heap snapshot there.
 import { createInterface } from 'node:readline'
@@ -30,19 +30,26 @@ async function start (mode: string): Promise<Server> {
     return server
   }
   const app = Fastify({ logger: false })
-  if (mode === 'plugin' || mode === 'plugin-async') {
+  if (mode.startsWith('plugin')) {
     await app.register(fastifyWsconn, options)
     // 'plugin' returns at once, as bench/servers/wsconn.ts does; 'plugin-async' awaits its loop,
-    // as most handlers in the README do, so the plugin's session waits for it.
+    // as most handlers in the README do; 'plugin-request' also uses its request afterwards, so
+    // the request stays alive as long as the connection.
     if (mode === 'plugin') app.get('/', { websocket: true }, (conn) => { echo(conn).catch(() => {}) })
-    else app.get('/', { websocket: true }, async (conn) => { await echo(conn) })
+    else if (mode === 'plugin-async') app.get('/', { websocket: true }, async (conn) => { await echo(conn) })
+    else if (mode === 'plugin-request') {
+      app.get('/', { websocket: true }, async (conn, request) => {
+        await echo(conn)
+        request.log.debug('connection ended')
+      })
+    } else throw new Error(`unknown server ${mode}`)
   } else if (mode === 'upgrader') {
     const upgrader = new Upgrader({ readLimit: options.readLimit, checkOrigin: () => true, compression: options.compression })
     app.server.on('upgrade', (req, socket, head) => {
       upgrader.upgrade(req, socket, head).then((conn) => { echo(conn).catch(() => {}) }, () => {})
     })
   } else {
-    throw new Error(`unknown server ${mode}: tcp, upgrader, plugin or plugin-async`)
+    throw new Error(`unknown server ${mode}: tcp, upgrader or plugin[-async|-request]`)
   }
   await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
   return app.server as unknown as Server

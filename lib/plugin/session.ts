@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Conn, JsonCodec } from '../conn/conn.js'
+import type { Conn, ConnHooks } from '../conn/conn.js'
 import { CloseGoingAway, CloseInternalServerErr } from '../protocol/constants.js'
 import { CloseError, CloseSentError, HandshakeError, ProtocolError, WriteClosedError } from '../protocol/errors.js'
 import { Heartbeat } from './heartbeat.js'
@@ -17,6 +17,11 @@ export interface WebsocketRoute {
   settings: RouteSettings
   handler: AnyWebsocketHandler
   schemas: MessageSchemas | undefined
+  /**
+   * What every connection of the route is made with, one object for them all: the route's JSON
+   * codec, compiled at the route's first upgrade, and the registry's close observer.
+   */
+  hooks?: ConnHooks
 }
 
 /**
@@ -28,25 +33,30 @@ export function acceptUpgrade (
   instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply,
   upgrade: PendingUpgrade, route: WebsocketRoute, registry: ConnectionRegistry
 ): void {
-  const codec = compileCodec(request, reply, route.schemas, route.settings.onInvalidMessage)
+  // Fastify caches what its compilers make by route, so a route compiles once whichever way;
+  // keeping the codec with the route spares a codec object per connection.
+  route.hooks ??= {
+    json: compileCodec(request, reply, route.schemas, route.settings.onInvalidMessage),
+    closeObserver: registry.observeClose
+  }
   reply.hijack()
   upgrade.claim()
   if (registry.shuttingDown) {
     upgrade.refuseUnavailable()
     return
   }
-  runSession(instance, request, upgrade, route, registry, codec)
+  runSession(instance, request, upgrade, route, registry, route.hooks)
 }
 
 /** Runs the handshake, then starts the handler; every failure is handled here, so it never rejects. */
 async function runSession (
   instance: FastifyInstance, request: FastifyRequest, upgrade: PendingUpgrade,
-  route: WebsocketRoute, registry: ConnectionRegistry, codec: JsonCodec
+  route: WebsocketRoute, registry: ConnectionRegistry, hooks: ConnHooks
 ): Promise<void> {
   const heartbeat = route.settings.pingInterval > 0 ? new Heartbeat(route.settings.pingInterval) : undefined
   let conn: Conn
   try {
-    conn = await upgrade.handshake(route.settings.upgrader, { json: codec, pongObserver: heartbeat?.observePong })
+    conn = await upgrade.handshake(route.settings.upgrader, heartbeat === undefined ? hooks : { ...hooks, pongObserver: heartbeat.observePong })
   } catch (err) {
     logRefusal(request, err as HandshakeError)
     return
