@@ -31,7 +31,8 @@ async function start (mode: string): Promise<Server> {
   }
   const app = Fastify({ logger: false })
   if (mode.startsWith('plugin')) {
-    await app.register(fastifyWsconn, options)
+    // PING_INTERVAL (ms) turns the plugin's heartbeat on.
+    await app.register(fastifyWsconn, { ...options, pingInterval: Number(process.env.PING_INTERVAL ?? 0) })
     // 'plugin' returns at once, as bench/servers/wsconn.ts does; 'plugin-async' awaits its loop,
     // as most handlers in the README do; 'plugin-request' also uses its request afterwards, so
     // the request stays alive as long as the connection.

@@ -34,8 +34,8 @@ export type { JsonCodec } from './json.js'
 export interface ConnHooks {
   /** How `readJSON`/`writeJSON` turn messages into values and back; plain JSON when absent. */
   json?: JsonCodec
-  /** Sees every pong before the application's pong handler, which stays the application's to set. */
-  pongObserver?: (data: Buffer) => void
+  /** Sees every pong (and its connection) before the application's pong handler, which stays the application's to set. */
+  pongObserver?: (conn: Conn, data: Buffer) => void
   /**
    * Called once with the connection when its socket has closed, before `closed` resolves: a
    * shared function tracks connections without the `closed` promise each would otherwise make.
@@ -146,7 +146,8 @@ export class Conn implements AsyncIterable<Message> {
     this.#closing.reader = this.#reader
     const hooks = init.hooks
     this.#hooks = hooks
-    if (hooks?.pongObserver !== undefined) this.#reader.settings.pongObserver = hooks.pongObserver
+    const observePong = hooks?.pongObserver
+    if (observePong !== undefined) this.#reader.settings.pongObserver = (data) => { observePong(this, data) }
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
     if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)

@@ -22,6 +22,8 @@ export interface WebsocketRoute {
    * codec, compiled at the route's first upgrade, and the registry's close observer.
    */
   hooks?: ConnHooks
+  /** The route's heartbeat, made with its hooks when it has a `pingInterval`. */
+  heartbeat?: Heartbeat
 }
 
 /**
@@ -33,12 +35,7 @@ export function acceptUpgrade (
   instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply,
   upgrade: PendingUpgrade, route: WebsocketRoute, registry: ConnectionRegistry
 ): void {
-  // Fastify caches what its compilers make by route, so a route compiles once whichever way;
-  // keeping the codec with the route spares a codec object per connection.
-  route.hooks ??= {
-    json: compileCodec(request, reply, route.schemas, route.settings.onInvalidMessage),
-    closeObserver: registry.observeClose
-  }
+  route.hooks ??= routeHooks(request, reply, route, registry)
   reply.hijack()
   upgrade.claim()
   if (registry.shuttingDown) {
@@ -48,15 +45,36 @@ export function acceptUpgrade (
   runSession(instance, request, upgrade, route, registry, route.hooks)
 }
 
+/**
+ * The hooks every connection of `route` is made with, built at its first upgrade: the JSON codec
+ * (Fastify caches what its compilers make by route, so a route compiles once whichever way;
+ * keeping the codec with the route spares a codec object per connection), and the observers of
+ * the registry and of the route's heartbeat, made here too when the route has one.
+ */
+function routeHooks (request: FastifyRequest, reply: FastifyReply, route: WebsocketRoute, registry: ConnectionRegistry): ConnHooks {
+  const json = compileCodec(request, reply, route.schemas, route.settings.onInvalidMessage)
+  const pingInterval = route.settings.pingInterval
+  if (pingInterval === 0) return { json, closeObserver: registry.observeClose }
+  const heartbeat = new Heartbeat(pingInterval)
+  route.heartbeat = heartbeat
+  return {
+    json,
+    pongObserver: heartbeat.observePong,
+    closeObserver: (conn) => {
+      registry.observeClose(conn)
+      heartbeat.forget(conn)
+    }
+  }
+}
+
 /** Runs the handshake, then starts the handler; every failure is handled here, so it never rejects. */
 async function runSession (
   instance: FastifyInstance, request: FastifyRequest, upgrade: PendingUpgrade,
   route: WebsocketRoute, registry: ConnectionRegistry, hooks: ConnHooks
 ): Promise<void> {
-  const heartbeat = route.settings.pingInterval > 0 ? new Heartbeat(route.settings.pingInterval) : undefined
   let conn: Conn
   try {
-    conn = await upgrade.handshake(route.settings.upgrader, heartbeat === undefined ? hooks : { ...hooks, pongObserver: heartbeat.observePong })
+    conn = await upgrade.handshake(route.settings.upgrader, hooks)
   } catch (err) {
     logRefusal(request, err as HandshakeError)
     return
@@ -70,7 +88,7 @@ async function runSession (
     return
   }
   registry.add(conn)
-  heartbeat?.start(conn, request.log)
+  route.heartbeat?.add(conn, request.log)
   startHandler(instance, request, conn, route)
 }
 
