@@ -365,7 +365,12 @@ export class Upgrader {
     return offered.find((p) => supported.includes(p)) ?? ''
   }
 
-  #buildResponse (key: string, subprotocol: string, extensions: string, responseHeaders: Record<string, string | string[]>): Buffer {
+  /**
+   * The 101 as text: a TCP socket writes a string straight from it, where a Buffer would come from
+   * Node's shared pool, whose 8 KiB slabs the small buffers every connection keeps (its parser's)
+   * would then keep alive around each spent response.
+   */
+  #buildResponse (key: string, subprotocol: string, extensions: string, responseHeaders: Record<string, string | string[]>): string {
     let text = 'HTTP/1.1 101 Switching Protocols\r\n' +
       'Upgrade: websocket\r\n' +
       'Connection: Upgrade\r\n' +
@@ -373,7 +378,7 @@ export class Upgrader {
     if (subprotocol !== '') text += `Sec-WebSocket-Protocol: ${subprotocol}\r\n`
     if (extensions !== '') text += `Sec-WebSocket-Extensions: ${extensions}\r\n`
     text += formatHeaderLines(this.#extraHeaders) + formatHeaderLines(responseHeaders) + '\r\n'
-    return Buffer.from(text, 'utf8')
+    return text
   }
 
   /** Writes the refusal, closes the socket and returns the error the upgrade rejects with. */
@@ -409,9 +414,9 @@ function checkExtraHeaders (headers: Record<string, unknown>): string | undefine
   return undefined
 }
 
-function writeAll (socket: Duplex, data: Buffer): Promise<void> {
+function writeAll (socket: Duplex, data: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.write(data, (err) => { if (err == null) resolve(); else reject(err) })
+    socket.write(data, 'utf8', (err) => { if (err == null) resolve(); else reject(err) })
   })
 }
 

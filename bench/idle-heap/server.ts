@@ -56,14 +56,14 @@ async function start (mode: string): Promise<Server> {
   return app.server as unknown as Server
 }
 
-/** Heap and RSS after two full collections (the second catches what finalizers of the first freed). */
+/** Heap, memory outside it (ArrayBuffers included) and RSS after two full collections (the second catches what finalizers of the first freed). */
 function stats (): { heapUsed: number, external: number, rss: number } {
   const gc = (globalThis as { gc?: () => void }).gc
   if (gc === undefined) throw new Error('run with --expose-gc')
   gc()
   gc()
   const memory = process.memoryUsage()
-  return { heapUsed: getHeapStatistics().used_heap_size, external: memory.external + memory.arrayBuffers, rss: memory.rss }
+  return { heapUsed: getHeapStatistics().used_heap_size, external: memory.external, rss: memory.rss }
 }
 
 async function main (): Promise<void> {
