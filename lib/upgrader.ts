@@ -210,7 +210,7 @@ export class Upgrader {
    * `hooks` are for code built on the Upgrader (the plugin): given to the Conn when it is made.
    */
   async upgrade (
-    req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}, hooks: ConnHooks = {}
+    req: IncomingMessage, socket: Duplex, head: Buffer, responseHeaders: Record<string, string | string[]> = {}, hooks?: ConnHooks
   ): Promise<Conn> {
     if (socket.destroyed) throw new HandshakeError('socket already closed', 0)
     // A client that half-closed before the 101 can never answer a close frame. Node may have
@@ -229,7 +229,7 @@ export class Upgrader {
       // Release and construct in the same tick, so no 'data' event can fall between the two.
       attempt.release()
       return new Conn(socket, {
-        ...hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
+        hooks, isServer: true, head: attempt.head(head), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure
@@ -253,7 +253,7 @@ export class Upgrader {
    * HandshakeError as `upgrade`'s does. Only the stream is ever ended or reset, never its session.
    * `onError` applies to HTTP/1.1 only; `hooks` are `upgrade`'s.
    */
-  async upgradeStream (req: Http2ServerRequest, responseHeaders: Record<string, string | string[]> = {}, hooks: ConnHooks = {}): Promise<Conn> {
+  async upgradeStream (req: Http2ServerRequest, responseHeaders: Record<string, string | string[]> = {}, hooks?: ConnHooks): Promise<Conn> {
     const stream = req.stream
     if (stream.destroyed || stream.closed) throw new HandshakeError('stream already closed', 0)
     if (stream.readableEnded) {
@@ -279,7 +279,7 @@ export class Upgrader {
       }
       attempt.release()
       return new Conn(stream, {
-        ...hooks, isServer: true, head: attempt.head(EMPTY), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
+        hooks, isServer: true, head: attempt.head(EMPTY), subprotocol, extensions, options: this.#connOptions, compression: negotiated?.compression, hub: this.#hub
       })
     } catch (err) {
       if (attempt.failure !== undefined) throw attempt.failure
@@ -365,7 +365,12 @@ export class Upgrader {
     return offered.find((p) => supported.includes(p)) ?? ''
   }
 
-  #buildResponse (key: string, subprotocol: string, extensions: string, responseHeaders: Record<string, string | string[]>): Buffer {
+  /**
+   * The 101 as text: a TCP socket writes a string straight from it, where a Buffer would come from
+   * Node's shared pool, whose 8 KiB slabs the small buffers every connection keeps (its parser's)
+   * would then keep alive around each spent response.
+   */
+  #buildResponse (key: string, subprotocol: string, extensions: string, responseHeaders: Record<string, string | string[]>): string {
     let text = 'HTTP/1.1 101 Switching Protocols\r\n' +
       'Upgrade: websocket\r\n' +
       'Connection: Upgrade\r\n' +
@@ -373,7 +378,7 @@ export class Upgrader {
     if (subprotocol !== '') text += `Sec-WebSocket-Protocol: ${subprotocol}\r\n`
     if (extensions !== '') text += `Sec-WebSocket-Extensions: ${extensions}\r\n`
     text += formatHeaderLines(this.#extraHeaders) + formatHeaderLines(responseHeaders) + '\r\n'
-    return Buffer.from(text, 'utf8')
+    return text
   }
 
   /** Writes the refusal, closes the socket and returns the error the upgrade rejects with. */
@@ -409,9 +414,9 @@ function checkExtraHeaders (headers: Record<string, unknown>): string | undefine
   return undefined
 }
 
-function writeAll (socket: Duplex, data: Buffer): Promise<void> {
+function writeAll (socket: Duplex, data: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.write(data, (err) => { if (err == null) resolve(); else reject(err) })
+    socket.write(data, 'utf8', (err) => { if (err == null) resolve(); else reject(err) })
   })
 }
 

@@ -132,7 +132,7 @@ t.test('custom ping and pong handlers get the payload; null restores the default
 t.test('a pong observer given at construction sees every pong before the pong handler', async (t) => {
   const { serverSocket, clientSocket, listener } = await socketPair()
   const seen: string[] = []
-  const conn = new Conn(serverSocket, { isServer: true, pongObserver: (data) => { seen.push(`observer ${data.toString()}`) } })
+  const conn = new Conn(serverSocket, { isServer: true, hooks: { pongObserver: (observed, data) => { seen.push(`observer ${data.toString()}${observed === conn ? '' : ' of another connection'}`) } } })
   t.teardown(async () => {
     conn.terminate()
     clientSocket.destroy()

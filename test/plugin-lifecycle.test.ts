@@ -1,10 +1,13 @@
 import t from 'tap'
 import type { Socket } from 'node:net'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { Conn } from '../lib/conn/conn.js'
 import { dial } from '../lib/dialer.js'
 import { PongMessage } from '../lib/protocol/constants.js'
 import { fastifyWsconn, type WsconnPluginOptions } from '../lib/plugin/index.js'
-import { LEVEL, closeOf, collectLogs, listen, openWs, rawRequest, upgradeHeaders, type LogEntry } from './helpers/plugin.js'
+import { LEVEL, closeOf, collectLogs, listen, messageOf, openWs, rawRequest, upgradeHeaders, type LogEntry } from './helpers/plugin.js'
 import { eventually, rawClient, trackServerSockets, upgradeRequest } from './helpers/raw-clients.js'
 import { clientFrame } from './helpers/wire-client.js'
 
@@ -134,6 +137,42 @@ t.test('errors that only report the end of the connection are not server errors'
 
   t.equal(errorHandlerCalls, 0)
   t.notOk(logs.some((e) => e.level >= LEVEL.error), 'nothing at error level')
+})
+
+t.test('an open connection keeps neither its request nor its routing, unless the route has an errorHandler to give the request to', async (t) => {
+  // A full collection on demand, without starting the test process with --expose-gc.
+  setFlagsFromString('--expose-gc')
+  const collect = runInNewContext('gc') as () => void
+  const seen = new Map<string, { request: WeakRef<object>, raw: WeakRef<object>, reply: WeakRef<object> }>()
+  const { url } = await build(t, {}, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      seen.set(request.url, { request: new WeakRef(request), raw: new WeakRef(request.raw), reply: new WeakRef(reply.raw) })
+    })
+    const echo = async (conn: Conn): Promise<void> => {
+      for await (const message of conn) await conn.writeMessage(message.type, message.data)
+    }
+    app.get('/plain', { websocket: true }, echo)
+    app.get('/handled', { websocket: { errorHandler: () => {} } }, echo)
+  })
+  const plain = await openWs(`${url}/plain`)
+  const handled = await openWs(`${url}/handled`)
+  for (const ws of [plain, handled]) {
+    const echoed = messageOf(ws)
+    ws.send('open')
+    t.equal(await echoed, 'open', 'the handler runs')
+  }
+  // WeakRefs hold their targets until the job that made them ends.
+  await new Promise((resolve) => setImmediate(resolve))
+  collect()
+  const plainRefs = seen.get('/plain')!
+  t.equal(plainRefs.request.deref(), undefined, 'the Fastify request was collected while the handler runs')
+  t.equal(plainRefs.raw.deref(), undefined, 'so was the raw request')
+  t.equal(plainRefs.reply.deref(), undefined, 'and the stand-in response the upgrade was routed with')
+  const handledRefs = seen.get('/handled')!
+  t.not(handledRefs.request.deref(), undefined, 'a route with an errorHandler keeps the request for it')
+  t.equal(handledRefs.reply.deref(), undefined, 'but not the stand-in response')
+  plain.close()
+  handled.close()
 })
 
 t.test('heartbeat: a peer that answers pings stays, one that does not is dropped', async (t) => {

@@ -28,17 +28,24 @@ export type { JsonCodec } from './json.js'
 
 /**
  * What code built on a Conn (the plugin) gives it when it is made, instead of changing it from
- * outside later: both are fixed for the connection's life.
+ * outside later: all are fixed for the connection's life. The Conn keeps the object itself, so
+ * connections given the same one share it.
  */
 export interface ConnHooks {
   /** How `readJSON`/`writeJSON` turn messages into values and back; plain JSON when absent. */
   json?: JsonCodec
-  /** Sees every pong before the application's pong handler, which stays the application's to set. */
-  pongObserver?: (data: Buffer) => void
+  /** Sees every pong (and its connection) before the application's pong handler, which stays the application's to set. */
+  pongObserver?: (conn: Conn, data: Buffer) => void
+  /**
+   * Called once with the connection when its socket has closed, before `closed` resolves: a
+   * shared function tracks connections without the `closed` promise each would otherwise make.
+   */
+  closeObserver?: (conn: Conn) => void
 }
 
 /** How a connection came to be; built by `Upgrader` and `Dialer`. */
-export interface ConnInit extends ConnHooks {
+export interface ConnInit {
+  hooks?: ConnHooks
   isServer: boolean
   /** Bytes that arrived after the HTTP handshake; parsed before anything else. */
   head?: Buffer
@@ -91,7 +98,8 @@ export class Conn implements AsyncIterable<Message> {
   readonly #closing: ConnClosing
   /** What the handshake agreed on; one shared object when it agreed on nothing (no subprotocol, no extension, a server). */
   readonly #agreed: HandshakeAgreement
-  readonly #json: JsonCodec | undefined
+  /** What code built on the Conn gave it (see ConnHooks); often one object for many connections. */
+  readonly #hooks: ConnHooks | undefined
   readonly #hub: Hub | undefined
 
   /** The subprotocol the handshake agreed on, '' for none. */
@@ -136,8 +144,10 @@ export class Conn implements AsyncIterable<Message> {
     this.#closing = new ConnClosing(this.#writer)
     this.#reader = new ConnReader(socket, init.isServer, options, deflate, this.#closing)
     this.#closing.reader = this.#reader
-    this.#json = init.json
-    if (init.pongObserver !== undefined) this.#reader.settings.pongObserver = init.pongObserver
+    const hooks = init.hooks
+    this.#hooks = hooks
+    const observePong = hooks?.pongObserver
+    if (observePong !== undefined) this.#reader.settings.pongObserver = (data) => { observePong(this, data) }
     const netSocket = socket as Partial<Socket>
     if (typeof netSocket.setNoDelay === 'function') netSocket.setNoDelay(true)
     if (typeof netSocket.setTimeout === 'function') netSocket.setTimeout(0)
@@ -246,7 +256,7 @@ export class Conn implements AsyncIterable<Message> {
    * rejects but leaves the connection usable.
    */
   readJSON<T = unknown> (options?: ReadOptions): Promise<T> {
-    return readJSON<T>(this, this.#json, options)
+    return readJSON<T>(this, this.#hooks?.json, options)
   }
 
   /** Iterates over messages until the peer closes with 1000, 1001 or no status; other failures throw. */
@@ -301,7 +311,7 @@ export class Conn implements AsyncIterable<Message> {
    * plugin's schema serializer writes it.
    */
   writeJSON (value: unknown): Promise<void> {
-    return writeJSON(this, this.#json, value)
+    return writeJSON(this, this.#hooks?.json, value)
   }
 
   /**
@@ -437,7 +447,7 @@ export class Conn implements AsyncIterable<Message> {
   /** Publishes `value` as JSON on the connection's hub, serialised once (by the route's `schema.outgoing` in the plugin). */
   publishJSON (topic: string, value: unknown): Promise<PublishResult> {
     if (this.#hub === undefined) return rejected(noHub())
-    return this.#hub.publishJSON(topic, value, this.#json?.encode)
+    return this.#hub.publishJSON(topic, value, this.#hooks?.json?.encode)
   }
 
   #topicHub (): Hub {
@@ -501,6 +511,7 @@ export class Conn implements AsyncIterable<Message> {
     writer.fail(writer.error ?? stackless(() => new WriteClosedError('connection closed')))
     writer.socketClosed()
     closing.socketClosed()
+    this.#hooks?.closeObserver?.(this)
   }
 }
 

@@ -10,7 +10,7 @@ import type { BusDelivery, BusLogger, TopicBus } from '../pubsub/bus.js'
 import { RedisBus } from '../pubsub/redis-bus.js'
 import { ConnectionRegistry } from './registry.js'
 import { createRouteHook, isKnownRoute, isMarkedWebsocketOnly, markWebsocketOnlyRoute } from './routes.js'
-import { createUpgradeListener, getPendingUpgrade } from './upgrade-routing.js'
+import { createUpgradeListener, getPendingUpgrade, isWebSocketRequest } from './upgrade-routing.js'
 import { isCleartextHttp2, serveHttp2 } from './http2-routing.js'
 import './types.js'
 
@@ -64,7 +64,7 @@ async function wsconn (fastify: FastifyInstance, options: WsconnPluginOptions): 
   })
   fastify.decorateRequest('ws', {
     getter (this: FastifyRequest): boolean {
-      return getPendingUpgrade(this.raw) !== undefined
+      return isWebSocketRequest(this.raw)
     }
   })
   fastify.addHook('onRoute', createRouteHook(options, registry, hub))

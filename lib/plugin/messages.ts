@@ -108,6 +108,7 @@ function describe (details: unknown): string {
   return 'does not match the schema'
 }
 
-function isThenable (value: unknown): value is PromiseLike<unknown> {
+/** Whether `value` is a promise or another thenable, as `await` would treat it. */
+export function isThenable (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function'
 }

@@ -21,11 +21,20 @@ export class ConnectionRegistry {
     return this.#shuttingDown
   }
 
-  /** Lists `conn` until its socket closes. */
+  /**
+   * Lists `conn` until its socket closes, which `observeClose` (its close observer, given when
+   * it was made) reports. A socket destroyed already is not listed: its close may have been
+   * reported before this call.
+   */
   add (conn: Conn): void {
-    this.connections.add(conn)
-    this.#waiting.get(conn.socket)?.()
-    conn.closed.then(() => { this.connections.delete(conn) })
+    const socket = conn.socket
+    if (!socket.destroyed) this.connections.add(conn)
+    this.#waiting.get(socket)?.()
+  }
+
+  /** The close observer of every connection `add` lists: one function for them all. */
+  readonly observeClose = (conn: Conn): void => {
+    this.connections.delete(conn)
   }
 
   /** Resolves once a connection on `socket` is listed, or once `socket` has closed without one. */

@@ -27,9 +27,23 @@ const kPendingUpgrade = Symbol('fastify-wsconn.pendingUpgrade')
 
 type UpgradeCarrier = IncomingMessage & { [kPendingUpgrade]?: PendingUpgrade }
 
-/** The pending upgrade carried by a raw request, or undefined for an ordinary HTTP request. */
+/** The pending upgrade carried by a raw request, or undefined for an ordinary HTTP request or a settled upgrade. */
 export function getPendingUpgrade (raw: object): PendingUpgrade | undefined {
   return (raw as UpgradeCarrier)[kPendingUpgrade]
+}
+
+/** Whether a raw request came as a WebSocket request, pending or settled (`request.ws`). */
+export function isWebSocketRequest (raw: object): boolean {
+  return kPendingUpgrade in raw
+}
+
+/**
+ * Drops a raw request's pending upgrade once its handshake has settled, so that a request the
+ * handler keeps no longer keeps the upgrade's socket listeners and stand-in response; the request
+ * is still known as a WebSocket request.
+ */
+export function settlePendingUpgrade (raw: object): void {
+  (raw as UpgradeCarrier)[kPendingUpgrade] = undefined
 }
 
 /** Marks a raw request as a WebSocket request for the route handler and `request.ws`. */
