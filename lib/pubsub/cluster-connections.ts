@@ -56,7 +56,7 @@ export class ClusterConnections implements RedisConnections {
         await this.#cluster.connect()
         break
       } catch (err) {
-        this.lastError = err as Error
+        // lastError is the cause node-redis reported ('error'), not its "All the root nodes are unavailable".
         await this.#pause(reconnectDelay(attempt))
         if (this.#destroyed) throw err
       }
