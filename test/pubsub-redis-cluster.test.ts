@@ -15,7 +15,7 @@ import { resolveRedisBusOptions, type RedisBusOptions } from '../lib/pubsub/redi
 import { RecordingClient } from './helpers/topic-clients.js'
 import { RedisCluster } from './helpers/redis-cluster.js'
 import { redisServerMajor, RedisServer, skipWithoutRedis } from './helpers/redis-server.js'
-import { recordingLogger, waitFor } from './helpers/pubsub-bus.js'
+import { recordingDelivery, recordingLogger, startBus, waitFor } from './helpers/pubsub-bus.js'
 
 const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 
@@ -176,4 +176,59 @@ t.test('two apps share topics through a real 3-master Redis Cluster', { skip: sk
     await waitFor(() => !process.getActiveResourcesInfo().some((name) => name === 'TCPSocketWrap' || name === 'Timeout'), 'no socket or timer in this process')
     t.pass('no socket or timer left')
   })
+})
+
+t.test('the whole cluster down and back: publishes fail fast on every shard, one topology warning, subscriptions return', { skip: skipWithoutRedis }, async (t) => {
+  if (await redisServerMajor() < 7) {
+    t.comment('skipped: redis-server < 7 has no sharded pub/sub')
+    return
+  }
+  const cluster = await RedisCluster.start(t, 3)
+  const log = recordingLogger()
+  const received = recordingDelivery()
+  const publisher = await startBus(t, { cluster: { rootNodes: cluster.rootNodes }, connectTimeout: 10_000 })
+  const subscriber = await startBus(t, { cluster: { rootNodes: cluster.rootNodes }, connectTimeout: 10_000 }, received.deliver, log)
+  t.equal(subscriber.sharded, true)
+  const topics: string[] = []
+  const owners = new Set<RedisServer>()
+  for (let i = 0; owners.size < 3; i++) {
+    const owner = await cluster.ownerOf(`wsconn:t${i}`)
+    if (owners.has(owner)) continue
+    owners.add(owner)
+    topics.push(`t${i}`)
+    subscriber.subscribe(`t${i}`)
+  }
+  const allSubscribed = async (): Promise<boolean> => (await Promise.all(topics.map(async (topic) => await shardSubscribers(await cluster.ownerOf(`wsconn:${topic}`), `wsconn:${topic}`)))).every((n) => n === 1)
+  await waitFor(allSubscribed, 'every topic subscribed on its owner')
+
+  await Promise.all(cluster.masters.map((master) => master.kill()))
+  await waitFor(() => log.entries.filter(({ msg }) => msg.includes('lost its connection to a Redis Cluster node')).length === 3, 'every node reported lost')
+  for (const topic of topics) {
+    await t.rejects(publisher.publish(topic, { binary: false, data: Buffer.from('lost') }), { message: /is unavailable: The client is offline$/ }, `${topic}: rejected at once`)
+  }
+  // node-redis refreshes the topology after a node has been reconnecting for 5 s; with every node down that fails, repeatedly.
+  await waitFor(() => log.entries.some(({ msg }) => msg.includes('could not refresh the Redis Cluster topology')), 'the topology warning', 15_000)
+
+  await Promise.all(cluster.masters.map((master) => master.restart()))
+  await cluster.waitUntilOk()
+  await waitFor(allSubscribed, 'every topic subscribed again, by itself')
+  for (const topic of topics) {
+    await waitFor(async () => await publisher.publish(topic, { binary: false, data: Buffer.from(`back on ${topic}`) }).then(() => true, () => false), `a publish on ${topic}`)
+  }
+  await received.count(3)
+  t.same(received.received.map(({ topic, message }) => [topic, message.data.toString()]), topics.map((topic) => [topic, `back on ${topic}`]))
+  const nodes = cluster.masters.map((master) => `127.0.0.1:${master.port}`).sort()
+  t.same(log.entries.filter(({ level }) => level === 'warn').map(({ obj, msg }) => [obj.node, msg.includes('lost') ? 'lost' : 'topology']).sort(), [
+    ...nodes.map((node) => [node, 'lost']), [undefined, 'topology']
+  ].sort(), 'one loss per node and one topology warning for the whole outage')
+  t.same(log.entries.filter(({ level }) => level === 'info').map(({ obj }) => obj.node).sort(), nodes, 'one restore per node')
+})
+
+t.test('a cluster without sharded pub/sub refuses to start, naming the node', { skip: skipWithoutRedis }, async (t) => {
+  const cluster = await RedisCluster.start(t, 1, ['--rename-command', 'SPUBLISH', ''])
+  const bus = new RedisBus({ cluster: { rootNodes: cluster.rootNodes } }, () => {}, recordingLogger())
+  const { url, port } = cluster.masters[0]!
+  // A one-node cluster never met another node, so it does not know its own IP and reports none.
+  await t.rejects(bus.ready(), { message: `websocket: pubsub needs sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7) on Redis Cluster at cluster ${url}; node :${port} has none` })
+  await bus.close()
 })

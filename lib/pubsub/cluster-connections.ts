@@ -3,6 +3,7 @@
 // that owns a subscribed channel, follows MOVED and slot migrations, and its node connections
 // reconnect (and resubscribe) by themselves. This file keeps publishes bounded while a node is
 // away, reports node losses, and resyncs subscriptions when a node is back.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RedisClusterOptions } from 'redis'
 import type { RedisClient, RedisClusterClient } from './redis-options.js'
 import { reconnectDelay } from './redis-link.js'
@@ -22,10 +23,10 @@ export class ClusterConnections implements RedisConnections {
   readonly #down = new Set<string>()
   lastError: Error | undefined
   #opened = false
-  #destroyed = false
+  /** Ends the wait between startup attempts when the bus gives up or closes. */
+  readonly #stop = new AbortController()
   /** Discovery failures are logged once until a node is back: node-redis retries them every few seconds. */
   #discoveryFailureLogged = false
-  #retry: { timer: NodeJS.Timeout, resolve: () => void } | undefined
 
   constructor (context: ConnectionsContext) {
     this.#context = context
@@ -57,8 +58,7 @@ export class ClusterConnections implements RedisConnections {
         break
       } catch (err) {
         // lastError is the cause node-redis reported ('error'), not its "All the root nodes are unavailable".
-        await this.#pause(reconnectDelay(attempt))
-        if (this.#destroyed) throw err
+        await sleep(reconnectDelay(attempt), undefined, { signal: this.#stop.signal }).catch(() => { throw err })
       }
     }
     const master = this.#cluster.masters[0]!
@@ -96,7 +96,7 @@ export class ClusterConnections implements RedisConnections {
   }
 
   async close (): Promise<void> {
-    this.#stopRetrying()
+    this.#stop.abort()
     // Closing forgets the nodes; the ones still open after a stall are destroyed from this list.
     const clients = this.#nodeClients()
     let timer: NodeJS.Timeout | undefined
@@ -109,7 +109,7 @@ export class ClusterConnections implements RedisConnections {
   }
 
   destroy (): void {
-    this.#stopRetrying()
+    this.#stop.abort()
     this.#cluster.destroy()
   }
 
@@ -122,23 +122,21 @@ export class ClusterConnections implements RedisConnections {
       disableOfflineQueue: true,
       socket: { ...defaults?.socket, connectTimeout, reconnectStrategy: reconnectDelay }
     })
+    // Pub/sub never reads from replicas: no connections to them.
     if ('clusterOptions' in source) {
       const options = source.clusterOptions
-      return loadNodeRedis().createCluster({ ...options, defaults: withBusDefaults(options.defaults) }) as unknown as RedisClusterClient
+      return loadNodeRedis().createCluster({ ...options, useReplicas: false, defaults: withBusDefaults(options.defaults) }) as unknown as RedisClusterClient
     }
     const app = (source as { clusterClient: unknown }).clusterClient as RedisClusterClient
-    return app.duplicate({ defaults: withBusDefaults(app._options.defaults) }) as unknown as RedisClusterClient
+    return app.duplicate({ useReplicas: false, defaults: withBusDefaults(app._options.defaults) }) as unknown as RedisClusterClient
   }
 
-  /** Every node connection the cluster client has now: commands and sharded subscribers, per master and replica. */
+  /** Every node connection the cluster client has now: commands and sharded subscribers, per master (replicas have none, see #createCluster). */
   #nodeClients (): Array<{ isOpen: boolean, destroy: () => void }> {
     const clients = []
     for (const node of this.#cluster.masters) {
       if (node.client !== undefined) clients.push(node.client)
       if (node.pubSub !== undefined) clients.push(node.pubSub.client)
-    }
-    for (const node of this.#cluster.replicas) {
-      if (node.client !== undefined) clients.push(node.client)
     }
     return clients
   }
@@ -167,23 +165,5 @@ export class ClusterConnections implements RedisConnections {
     this.#context.restored()
     if (!this.#down.delete(address)) return
     this.#context.log.info({ redis: this.#context.options.name, node: address }, 'websocket: pubsub Redis Cluster node connection restored; messages published while it was down were not delivered (at-most-once)')
-  }
-
-  #pause (ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#destroyed) {
-        resolve()
-        return
-      }
-      this.#retry = { timer: setTimeout(resolve, ms), resolve }
-    })
-  }
-
-  #stopRetrying (): void {
-    this.#destroyed = true
-    if (this.#retry === undefined) return
-    clearTimeout(this.#retry.timer)
-    this.#retry.resolve()
-    this.#retry = undefined
   }
 }

@@ -102,7 +102,7 @@ export function resolveRedisBusOptions (options: RedisBusOptions): ResolvedRedis
   if (isClusterClient(client)) {
     throw new TypeError(`${OPTION}.client is a Redis Cluster client (from createCluster()): pass it as pubsub.redis.cluster`)
   }
-  return { ...common, source: { client }, name: nameOfClient(client) }
+  return { ...common, source: { client }, name: nameOfNode(client.options) }
 }
 
 function resolveCluster (cluster: RedisClusterOptions | AppRedisClusterClient, common: Omit<ResolvedRedisBusOptions, 'source' | 'name'>): ResolvedRedisBusOptions {
@@ -137,7 +137,7 @@ function isClusterClient (value: object): value is AppRedisClusterClient {
 
 // A cluster is named by its root nodes, the addresses the app gave, never their credentials.
 function nameOfCluster (rootNodes: readonly object[]): string {
-  return `cluster ${rootNodes.map((node, i) => nameOfClient({ options: node, duplicate () {} }, `${OPTION}.cluster.rootNodes[${i}].url`)).join(',')}`
+  return `cluster ${rootNodes.map((node, i) => nameOfNode(node, `${OPTION}.cluster.rootNodes[${i}].url`)).join(',')}`
 }
 
 function nameOfUrl (url: unknown, option = `${OPTION}.url`): string {
@@ -162,8 +162,9 @@ function redactLoosely (url: string): string {
   return at === -1 ? url : url.slice(at + 1)
 }
 
-function nameOfClient (client: AppRedisClient, option?: string): string {
-  const { url, socket } = client.options ?? {}
+/** A node named by its client options ({ url } or { socket }), as createClient() and rootNodes take them. */
+function nameOfNode (options: AppRedisClient['options'], option?: string): string {
+  const { url, socket } = options ?? {}
   if (url !== undefined) return nameOfUrl(url, option)
   if (socket !== undefined && 'path' in socket && typeof socket.path === 'string') return `unix:${socket.path}`
   const tcp = socket as { host?: string, port?: number, tls?: boolean } | undefined
