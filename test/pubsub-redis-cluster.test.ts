@@ -249,6 +249,7 @@ t.test('close() does not wait for a cluster node that stopped answering', { skip
   bus.subscribe('second')
   await sleep(100) // lets the SSUBSCRIBE reach the paused node
   await bus.close()
+  t.equal(await node!.cli('CLIENT', 'LIST').then((clients) => clients.length), 1, "when the pause is over, only redis-cli's own connection is left: close() ended the others itself")
   // The node sees the closed connections once the pause is over.
   await waitFor(async () => (await node!.cli('CLIENT', 'LIST')).length === 1, "only redis-cli's own connection on the node")
   t.same(await node!.cli('PUBSUB', 'SHARDCHANNELS'), [], 'no channel left')

@@ -97,15 +97,15 @@ export class ClusterConnections implements RedisConnections {
 
   async close (): Promise<void> {
     this.#stop.abort()
-    // Closing forgets the nodes; the ones still open after a stall are destroyed from this list.
+    // Closing forgets the nodes, so after a stall they are destroyed from this list. A client that
+    // is still draining already says it is not open: destroy() ends it (and passes over the others).
     const clients = this.#nodeClients()
     let timer: NodeJS.Timeout | undefined
-    const stalled = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#context.options.connectTimeout) })
-    await Promise.race([this.#cluster.close(), stalled]).catch(() => {})
+    const stalled = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.#context.options.connectTimeout, false) })
+    const closed = this.#cluster.close().then(() => true, () => true)
+    const inTime = await Promise.race([closed, stalled])
     clearTimeout(timer)
-    for (const client of clients) {
-      if (client.isOpen) client.destroy()
-    }
+    if (!inTime) for (const client of clients) client.destroy()
   }
 
   destroy (): void {
@@ -132,7 +132,7 @@ export class ClusterConnections implements RedisConnections {
   }
 
   /** Every node connection the cluster client has now: commands and sharded subscribers, per master (replicas have none, see #createCluster). */
-  #nodeClients (): Array<{ isOpen: boolean, destroy: () => void }> {
+  #nodeClients (): Array<{ destroy: () => void }> {
     const clients = []
     for (const node of this.#cluster.masters) {
       if (node.client !== undefined) clients.push(node.client)
