@@ -255,3 +255,35 @@ t.test('close() does not wait for a cluster node that stopped answering', { skip
   t.same(await node!.cli('PUBSUB', 'SHARDCHANNELS'), [], 'no channel left')
   t.same(log.entries, [])
 })
+
+t.test("a subscribed channel's slot moved to another master: node-redis follows it, and publishes follow MOVED", { skip: skipWithoutRedis }, async (t) => {
+  if (await redisServerMajor() < 7) {
+    t.comment('skipped: redis-server < 7 has no sharded pub/sub')
+    return
+  }
+  const cluster = await RedisCluster.start(t, 3) // redis-cli --cluster create wants three masters
+  const received = recordingDelivery()
+  const publisher = await startBus(t, { cluster: { rootNodes: cluster.rootNodes } })
+  const subscriber = await startBus(t, { cluster: { rootNodes: cluster.rootNodes } }, received.deliver)
+  const channel = 'wsconn:moving'
+  const from = await cluster.ownerOf(channel)
+  const to = cluster.masters.find((master) => master !== from)!
+  subscriber.subscribe('moving')
+  await waitFor(async () => await shardSubscribers(from, channel) === 1, 'subscribed on the owner')
+  await publisher.publish('moving', { binary: false, data: Buffer.from('before') })
+  await received.count(1)
+
+  // What redis-cli --cluster reshard does for a slot without keys: hand it over, then tell every node.
+  const slot = (await from.cli('CLUSTER', 'KEYSLOT', channel))[0]!
+  const [toId] = await to.cli('CLUSTER', 'MYID')
+  await to.cli('CLUSTER', 'SETSLOT', slot, 'NODE', toId!)
+  await from.cli('CLUSTER', 'SETSLOT', slot, 'NODE', toId!)
+  t.equal(await cluster.ownerOf(channel), to, 'the slot moved')
+  await waitFor(async () => await shardSubscribers(to, channel) === 1 && await shardSubscribers(from, channel) === 0, 'the subscription on the new owner only')
+  await publisher.publish('moving', { binary: false, data: Buffer.from('after') })
+  await received.count(2)
+  t.same(received.received.map(({ message }) => message.data.toString()), ['before', 'after'])
+  subscriber.unsubscribe('moving')
+  await waitFor(async () => await shardSubscribers(to, channel) === 0, 'unsubscribed on the new owner')
+  t.pass('the last local subscriber leaving unsubscribes on the new owner')
+})
