@@ -31,7 +31,7 @@ export class RedisCluster {
   static async start (t: Teardown, count: number, extra: string[] = []): Promise<RedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'wsconn-cluster-'))
     const masters = await Promise.all(Array.from({ length: count }, () => RedisServer.start(t, clusterArgs(dir, extra))))
-    // Registered after the servers' own teardowns, so it runs before them: kill, then remove.
+    // Whatever order teardowns run in, the nodes are gone before their directory is removed.
     t.teardown(async () => {
       await Promise.all(masters.map((master) => master.kill()))
       rmSync(dir, { recursive: true, force: true })
