@@ -53,10 +53,10 @@ t.test('options: defaults, and clear errors for values that cannot work', async 
   t.same(resolveRedisBusOptions({ url: 'rediss://h', channelPrefix: '', sharded: false, connectTimeout: 1 }).channelPrefix, '')
 
   const bad: Array<[unknown, RegExp, typeof TypeError | typeof RangeError]> = [
-    [undefined, /^websocket: option pubsub\.redis must be an object with url or client$/, TypeError],
+    [undefined, /^websocket: option pubsub\.redis must be an object with url, client or cluster$/, TypeError],
     [null, /must be an object/, TypeError],
-    [{}, /^websocket: option pubsub\.redis needs url or client$/, TypeError],
-    [{ url: 'redis://a', client: createClient() }, /takes url or client, not both/, TypeError],
+    [{}, /^websocket: option pubsub\.redis needs url, client or cluster$/, TypeError],
+    [{ url: 'redis://a', client: createClient() }, /takes one of url, client or cluster, not several/, TypeError],
     [{ url: 42 }, /pubsub\.redis\.url must be a string, got number/, TypeError],
     [{ url: 'not a url :secret@x' }, /pubsub\.redis\.url is not a URL: "x"/, TypeError],
     [{ url: 'nonsense' }, /pubsub\.redis\.url is not a URL: "nonsense"/, TypeError],

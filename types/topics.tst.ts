@@ -1,5 +1,6 @@
 import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
+import { createClient, createCluster } from 'redis'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import {
@@ -54,4 +55,13 @@ test('slow-consumer options', () => {
   expect(app.register(fastifyWsconn, { slowConsumerPolicy: 'block' })).type.toRaiseError('"block"')
   expect<SlowConsumerPolicy>().type.toBe<'close' | 'drop'>()
   expect(new Upgrader({ hub: new Hub(), maxBufferedAmount: 0 })).type.toBe<Upgrader>()
+})
+
+test('pubsub takes one Redis, or a Redis Cluster as createCluster() takes it or as a cluster client', () => {
+  type RedisOption = NonNullable<Parameters<typeof fastifyWsconn>[1]['pubsub']>['redis']
+  expect({ url: 'redis://127.0.0.1:6379' }).type.toBeAssignableTo<RedisOption>()
+  expect({ client: createClient() }).type.toBeAssignableTo<RedisOption>()
+  expect({ cluster: { rootNodes: [{ url: 'redis://10.0.0.1:7000' }], defaults: { password: 'pw' } }, channelPrefix: 'app:' }).type.toBeAssignableTo<RedisOption>()
+  expect({ cluster: createCluster({ rootNodes: [{ url: 'redis://10.0.0.1:7000' }] }) }).type.toBeAssignableTo<RedisOption>()
+  expect({ cluster: { rootNodes: 'redis://10.0.0.1:7000' } }).type.not.toBeAssignableTo<RedisOption>()
 })

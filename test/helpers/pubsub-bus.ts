@@ -25,9 +25,9 @@ export function recordingDelivery (): { deliver: (topic: string, message: BusMes
   }
 }
 
-/** Polls `check` every 10 ms until it holds; fails after 10 s naming `what`. */
-export async function waitFor (check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
+/** Polls `check` every 10 ms until it holds; fails after `ms` (10 s) naming `what`. */
+export async function waitFor (check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await sleep(10)

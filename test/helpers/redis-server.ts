@@ -29,18 +29,18 @@ process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
 /** One redis-server process, and its successor on the same port after restart(). */
 export class RedisServer {
   readonly port: number
-  readonly #extraArgs: string[]
+  readonly #extraArgs: string[] | ((port: number) => string[])
   /** Everything the server processes printed on this port so far (their log). */
   log = ''
   #child: ChildProcess | undefined
 
-  private constructor (port: number, extraArgs: string[]) {
+  private constructor (port: number, extraArgs: string[] | ((port: number) => string[])) {
     this.port = port
     this.#extraArgs = extraArgs
   }
 
-  /** Starts a redis-server on a free port and kills it when `t` ends. */
-  static async start (t: Teardown, extraArgs: string[] = []): Promise<RedisServer> {
+  /** Starts a redis-server on a free port and kills it when `t` ends; `extraArgs` may depend on the port. */
+  static async start (t: Teardown, extraArgs: string[] | ((port: number) => string[]) = []): Promise<RedisServer> {
     const server = new RedisServer(await freePort(), extraArgs)
     t.teardown(() => server.kill())
     await server.restart()
@@ -54,7 +54,8 @@ export class RedisServer {
 
   /** Starts redis-server on this port again (after kill()), resolving once it accepts connections. */
   async restart (): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extraArgs]
+    const extra = typeof this.#extraArgs === 'function' ? this.#extraArgs(this.port) : this.#extraArgs
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra]
     const child = spawn(REDIS_SERVER!, args, { stdio: ['ignore', 'pipe', 'inherit'] })
     this.#child = child
     running.add(child)
