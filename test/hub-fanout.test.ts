@@ -62,10 +62,11 @@ t.test('publishes made while a topic is served share its writes, and every subsc
 
 t.test('a connection\'s own writes, its close and its other topics keep their order with publishes still on their way', async (t) => {
   const hub = new Hub({ fanoutSlice: 1 })
-  const { subs } = await subscribers(t, hub, 4)
+  const { server, subs } = await subscribers(t, hub, 4)
   const [first, , third, last] = subs as [Subscriber, Subscriber, Subscriber, Subscriber]
   // One subscriber, within the slice: served at once, after what 'big' still owes it.
   last.conn.subscribe('small')
+  const outsider = await server.connect()
 
   const big = hub.publish('big', 'published')
   // `last` has not been reached yet: all that follows must come after the publish.
@@ -75,6 +76,7 @@ t.test('a connection\'s own writes, its close and its other topics keep their or
   const smallResult = await hub.publish('small', 'other topic')
   t.same(smallResult, { delivered: 1, dropped: 0, closed: 0 })
   first.conn.send('first only')
+  outsider.conn.send('owed nothing')
   await third.conn.close(1000, 'bye')
   t.same(await big, { delivered: 4, dropped: 0, closed: 0 })
   await last.client.waitFor(4)
@@ -82,6 +84,8 @@ t.test('a connection\'s own writes, its close and its other topics keep their or
   await first.client.waitFor(2)
   t.same(first.client.texts(), ['published', 'first only'])
   t.same(third.client.texts(), ['published'], 'the publish came before the close frame')
+  await outsider.client.waitFor(1)
+  t.same(outsider.client.texts(), ['owed nothing'], 'a connection in no topic writes as usual')
 })
 
 t.test('a connection owed publishes by two topics gets them in the order they were made', async (t) => {

@@ -120,6 +120,8 @@ t.test('RedisBus when Redis fails', { skip: skipWithoutRedis }, async (t) => {
     const closing = Date.now()
     await bus.close()
     t.ok(Date.now() - closing < 2500, 'close() gave up waiting for the paused server')
+    // redis-cli's command waits for the pause too; by then close() must have ended both sockets itself.
+    t.equal((await redis.cli('CLIENT', 'LIST')).length, 1, "when the pause is over, only redis-cli's own connection is left")
   })
 
   t.test('publishes waiting for Redis are bounded in bytes', async (t) => {

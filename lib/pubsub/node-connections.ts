@@ -127,12 +127,15 @@ export class NodeConnections implements RedisConnections {
     }
     let timer: NodeJS.Timeout | undefined
     // A graceful close waits for pending replies; a Redis that stops answering must not hold close().
-    const stalled = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#context.options.connectTimeout) })
+    const stalled = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.#context.options.connectTimeout, false) })
     const unsubscribe = link === this.#subscriber && client.isPubSubActive
       ? (this.#sharded ? client.sUnsubscribe() : client.unsubscribe())
       : Promise.resolve()
-    await Promise.race([unsubscribe.then(() => client.close()), stalled]).catch(() => {})
+    const closed = unsubscribe.then(() => client.close()).then(() => true, () => true)
+    const inTime = await Promise.race([closed, stalled])
     clearTimeout(timer)
-    if (client.isOpen) client.destroy()
+    // A client still draining after a stall already says it is not open: destroy() ends its socket
+    // all the same (and does nothing to one that closed).
+    if (!inTime || client.isOpen) client.destroy()
   }
 }
