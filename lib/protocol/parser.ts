@@ -61,9 +61,10 @@ export class FrameParser {
   /**
    * One small block per parser (a slice of Node's shared pool, so no ArrayBuffer of its own) for the
    * mask key (its first four bytes, handed to applyMask as the key), a header split across chunks
-   * and a control payload; only written bytes are ever read.
+   * and a control payload; only written bytes are ever read. Made at the first masked frame or
+   * split header: an idle connection never needs it.
    */
-  private readonly scratch = Buffer.allocUnsafe(4 + 14 + MAX_CONTROL_PAYLOAD)
+  private scratchBlock: Buffer | undefined
   private headerScratch: Buffer | undefined
   private headerFilled = 0
 
@@ -87,7 +88,8 @@ export class FrameParser {
   private startPending = false
   /** The current frame was reported through onWholeMessage; its end is not reported again. */
   private deliveredWhole = false
-  private readonly utf8 = new Utf8Validator()
+  /** Validates text that arrives in pieces; made for the first such message (whole ones use isUtf8). */
+  private utf8: Utf8Validator | undefined
   /** Set by a sink that must finish work (an inflation) before any later frame is acted on. */
   private paused = false
   /** Input that arrived while paused, in order; parsed by `resume`. */
@@ -97,6 +99,11 @@ export class FrameParser {
   constructor (sink: FrameSink, options: FrameParserOptions) {
     this.sink = sink
     this.options = options
+  }
+
+  private get scratch (): Buffer {
+    this.scratchBlock ??= Buffer.allocUnsafe(4 + 14 + MAX_CONTROL_PAYLOAD)
+    return this.scratchBlock
   }
 
   /** Whether a protocol error has stopped the parser. */
@@ -300,7 +307,7 @@ export class FrameParser {
         this.messageCompressed = (b0 & 0x40) !== 0
         this.checkText = this.messageType === TextMessage && !this.messageCompressed && this.options.validateUtf8
         this.wholeMessageFrame = this.fin
-        if (this.checkText) this.utf8.reset()
+        if (this.checkText) this.utf8?.reset()
         if (this.fin && !this.messageCompressed) {
           this.startPending = true
         } else {
@@ -332,7 +339,7 @@ export class FrameParser {
       if (this.masked) this.maskPhase = applyMask(piece, this.scratch, this.maskPhase)
       const whole = this.wholeMessageFrame && take === this.frameLength
       if (this.checkText) {
-        if (!(whole ? isUtf8(piece) : this.utf8.push(piece))) {
+        if (!(whole ? isUtf8(piece) : (this.utf8 ??= new Utf8Validator()).push(piece))) {
           this.fail('ERR_WS_INVALID_UTF8', 'invalid UTF-8 in text message')
           return chunk.length
         }
@@ -361,7 +368,7 @@ export class FrameParser {
     const opcode = this.opcode
     if (opcode < CloseMessage) {
       if (!this.fin) return
-      if (this.checkText && !this.utf8.end()) {
+      if (this.checkText && this.utf8 !== undefined && !this.utf8.end()) {
         this.fail('ERR_WS_INVALID_UTF8', 'text message ends inside a UTF-8 character')
         return
       }
