@@ -1,12 +1,12 @@
-import { performance } from 'node:perf_hooks'
 import type { EchoJob, GeneratorEvent, JobResult } from '../shared/messages.js'
 import { binaryPayload, jsonPayload, textPayload } from '../shared/payloads.js'
 import type { BenchClient, ClientHooks } from './client.js'
 import { BINARY, TEXT, deflateMessage, maskedFrame, repeat } from './frames.js'
 import { Histogram } from './histogram.js'
+import { InFlight } from './in-flight.js'
 import { openClients } from './open.js'
 import { measureWindow } from './window.js'
-import { emptyResult } from './result.js'
+import { emptyResult, windowResult } from './result.js'
 
 /**
  * Keeps `inFlight` messages outstanding on every connection: each time a read completes k echoes,
@@ -15,35 +15,20 @@ import { emptyResult } from './result.js'
  */
 export async function runEcho (job: EchoJob, emit: (event: GeneratorEvent) => void): Promise<JobResult> {
   const batches = buildBatches(job)
-  const depth = job.inFlight
-  const sentAt = new Float64Array(job.connections * depth)
-  const head = new Int32Array(job.connections)
   const histogram = new Histogram()
+  const inFlight = new InFlight(job.connections, job.inFlight, histogram)
   let sending = true
-  let recording = false
-  let messages = 0
   let lost = 0
 
   const send = (client: BenchClient, count: number): void => {
-    const now = performance.now()
-    const base = client.slot * depth
-    for (let i = 0; i < count; i++) sentAt[base + ((head[client.slot]! + depth - count + i) % depth)] = now
+    inFlight.sent(client.slot, count)
     client.socket.write(batches[count]!)
   }
   const hooks: ClientHooks = {
     opened: () => {},
     messages: (client, count) => {
-      const now = performance.now()
-      const slot = client.slot
-      const base = slot * depth
-      let h = head[slot]!
-      for (let i = 0; i < count; i++) {
-        if (recording) histogram.record((now - sentAt[base + h]!) * 1000)
-        h = (h + 1) % depth
-      }
-      head[slot] = h
-      if (recording) messages += count
-      if (sending) send(client, Math.min(count, depth))
+      const again = inFlight.echoed(client.slot, count)
+      if (sending) send(client, again)
     },
     closed: (client) => { if (sending && client.open) lost++ }
   }
@@ -56,21 +41,11 @@ export async function runEcho (job: EchoJob, emit: (event: GeneratorEvent) => vo
     return { ...emptyResult(), extensions, na: 'permessage-deflate not negotiated' }
   }
   // Every slot's ring starts full: the first batch's send times fill it from position 0.
-  for (const client of clients) send(client, depth)
-  const window = await measureWindow(emit, job, histogram, (on) => { recording = on })
+  for (const client of clients) send(client, job.inFlight)
+  const window = await measureWindow(emit, job, histogram, (on) => { inFlight.recording = on })
   sending = false
   for (const client of clients) client.socket.destroy()
-  return {
-    ...emptyResult(),
-    messages,
-    seconds: window.seconds,
-    payloadBytes: messages * job.size,
-    p50Us: histogram.percentile(0.5),
-    p99Us: histogram.percentile(0.99),
-    genCpu: window.cpuShare,
-    extensions,
-    error: lost > 0 ? `${lost} connections closed by the server during the run` : undefined
-  }
+  return { ...windowResult(window, histogram, inFlight.messages, job.size, lost > 0 ? `${lost} connections closed by the server during the run` : undefined), extensions }
 }
 
 /** batches[k] holds k ready-to-write messages (frames for WebSocket, bare payloads for TCP). */

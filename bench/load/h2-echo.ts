@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2'
 import type { GeneratorEvent, H2EchoJob, JobResult } from '../shared/messages.js'
 import { binaryPayload, textPayload } from '../shared/payloads.js'
@@ -6,7 +5,8 @@ import { FrameCounter } from './counters.js'
 import { BINARY, TEXT, maskedFrame, repeat } from './frames.js'
 import { accepted, openSession, openWebSocket } from './h2-session.js'
 import { Histogram } from './histogram.js'
-import { emptyResult } from './result.js'
+import { InFlight } from './in-flight.js'
+import { windowResult } from './result.js'
 import { measureWindow } from './window.js'
 
 /**
@@ -20,33 +20,20 @@ export async function runH2Echo (job: H2EchoJob, emit: (event: GeneratorEvent) =
   const frame = maskedFrame(job.text ? TEXT : BINARY, job.text ? textPayload(job.size) : binaryPayload(job.size))
   const depth = job.inFlight
   const batches = Array.from({ length: depth + 1 }, (_, k) => repeat(frame, k))
-  const sentAt = new Float64Array(job.connections * depth)
-  const head = new Int32Array(job.connections)
   const histogram = new Histogram()
+  const inFlight = new InFlight(job.connections, depth, histogram)
   let sending = true
-  let recording = false
-  let messages = 0
   let lost = 0
 
   const sessions: ClientHttp2Session[] = []
   const streams: ClientHttp2Stream[] = []
   const send = (slot: number, count: number): void => {
-    const now = performance.now()
-    const base = slot * depth
-    for (let i = 0; i < count; i++) sentAt[base + ((head[slot]! + depth - count + i) % depth)] = now
+    inFlight.sent(slot, count)
     streams[slot]!.write(batches[count]!)
   }
   const received = (slot: number, count: number): void => {
-    const now = performance.now()
-    const base = slot * depth
-    let h = head[slot]!
-    for (let i = 0; i < count; i++) {
-      if (recording) histogram.record((now - sentAt[base + h]!) * 1000)
-      h = (h + 1) % depth
-    }
-    head[slot] = h
-    if (recording) messages += count
-    if (sending) send(slot, Math.min(count, depth))
+    const again = inFlight.echoed(slot, count)
+    if (sending) send(slot, again)
   }
 
   try {
@@ -69,17 +56,8 @@ export async function runH2Echo (job: H2EchoJob, emit: (event: GeneratorEvent) =
   }
   // Every slot's ring starts full: the first batch's send times fill it from position 0.
   for (let slot = 0; slot < job.connections; slot++) send(slot, depth)
-  const window = await measureWindow(emit, job, histogram, (on) => { recording = on })
+  const window = await measureWindow(emit, job, histogram, (on) => { inFlight.recording = on })
   sending = false
   for (const session of sessions) session.destroy()
-  return {
-    ...emptyResult(),
-    messages,
-    seconds: window.seconds,
-    payloadBytes: messages * job.size,
-    p50Us: histogram.percentile(0.5),
-    p99Us: histogram.percentile(0.99),
-    genCpu: window.cpuShare,
-    error: lost > 0 ? `${lost} streams closed by the server during the run` : undefined
-  }
+  return windowResult(window, histogram, inFlight.messages, job.size, lost > 0 ? `${lost} streams closed by the server during the run` : undefined)
 }

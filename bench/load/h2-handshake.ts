@@ -6,7 +6,7 @@ import { FrameCounter } from './counters.js'
 import { TEXT, closeFrame, maskedFrame } from './frames.js'
 import { openSession, openWebSocket } from './h2-session.js'
 import { Histogram } from './histogram.js'
-import { emptyResult } from './result.js'
+import { windowResult } from './result.js'
 import { measureWindow } from './window.js'
 
 const MAX_FAILURES = 100
@@ -72,14 +72,5 @@ export async function runH2Handshakes (job: H2HandshakeJob, emit: (event: Genera
     ...(failures > 0 ? [`${failures} failed cycles; last: ${lastError}`] : []),
     ...(sessionLost ? ['the HTTP/2 session ended during the run'] : [])
   ]
-  return {
-    ...emptyResult(),
-    messages: cycles,
-    seconds: window.seconds,
-    payloadBytes: cycles * job.size,
-    p50Us: histogram.percentile(0.5),
-    p99Us: histogram.percentile(0.99),
-    genCpu: window.cpuShare,
-    error: errors.length > 0 ? errors.join('; ') : undefined
-  }
+  return windowResult(window, histogram, cycles, job.size, errors.length > 0 ? errors.join('; ') : undefined)
 }

@@ -4,7 +4,7 @@ import { textPayload } from '../shared/payloads.js'
 import { BenchClient, type ClientHooks } from './client.js'
 import { TEXT, closeFrame, maskedFrame } from './frames.js'
 import { Histogram } from './histogram.js'
-import { emptyResult } from './result.js'
+import { windowResult } from './result.js'
 import { measureWindow } from './window.js'
 
 const MAX_FAILURES = 100
@@ -57,16 +57,7 @@ export async function runHandshakes (job: HandshakeJob, emit: (event: GeneratorE
   const window = await measureWindow(emit, job, histogram, (on) => { recording = on })
   running = false
   for (const client of live) client.socket.destroy()
-  return {
-    ...emptyResult(),
-    messages: cycles,
-    seconds: window.seconds,
-    payloadBytes: cycles * job.size,
-    p50Us: histogram.percentile(0.5),
-    p99Us: histogram.percentile(0.99),
-    genCpu: window.cpuShare,
-    error: failures > 0 ? `${failures} failed cycles; last: ${describe(lastError)}` : undefined
-  }
+  return windowResult(window, histogram, cycles, job.size, failures > 0 ? `${failures} failed cycles; last: ${describe(lastError)}` : undefined)
 }
 
 function describe (error: Error | undefined): string {
