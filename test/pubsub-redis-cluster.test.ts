@@ -273,9 +273,14 @@ t.test("a subscribed channel's slot moved to another master: node-redis follows 
   await publisher.publish('moving', { binary: false, data: Buffer.from('before') })
   await received.count(1)
 
-  // What redis-cli --cluster reshard does for a slot without keys: hand it over, then tell every node.
+  // What redis-cli --cluster reshard does for a slot without keys: mark it importing and migrating,
+  // then hand it over, target first. Only a target that was importing bumps its config epoch, so
+  // that the other nodes take its claim over the source's instead of the other way round.
   const slot = (await from.cli('CLUSTER', 'KEYSLOT', channel))[0]!
   const [toId] = await to.cli('CLUSTER', 'MYID')
+  const [fromId] = await from.cli('CLUSTER', 'MYID')
+  await to.cli('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId!)
+  await from.cli('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId!)
   await to.cli('CLUSTER', 'SETSLOT', slot, 'NODE', toId!)
   await from.cli('CLUSTER', 'SETSLOT', slot, 'NODE', toId!)
   // The nodes learn of the new owner one after the other: ask until they agree.
