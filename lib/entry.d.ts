@@ -22,7 +22,7 @@ import {
   PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, FANOUT_SLICE, RedisBus
 } from './index.js'
 import type {
-  DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
+  DataMessageType, ControlMessageType, MessageType, Message, MessageHandler, ReadOptions, CloseHandler, ControlHandler,
   Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
   RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
   TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,
@@ -51,7 +51,7 @@ declare namespace fastifyWsconn {
     PublishError, DEFAULT_MAX_BUFFERED_AMOUNT, Hub, MAX_TOPIC_LENGTH, FANOUT_SLICE, RedisBus
   }
   export type {
-    DataMessageType, ControlMessageType, MessageType, Message, ReadOptions, CloseHandler, ControlHandler,
+    DataMessageType, ControlMessageType, MessageType, Message, MessageHandler, ReadOptions, CloseHandler, ControlHandler,
     Payload, ConnOptions, BufferPool, UpgraderOptions, UpgradeErrorInfo, DialOptions, WsconnPluginOptions,
     RouteWebsocketOptions, OriginPolicy, InvalidMessagePolicy, WebsocketErrorHandler, InjectWSOptions,
     TypedConn, WebsocketHandler, ResolveIncomingMessage, ResolveOutgoingMessage, ProtocolErrorCode, ProtocolErrorInfo,

@@ -12,7 +12,7 @@ export {
 export type { ProtocolErrorCode, ProtocolErrorInfo } from './protocol/errors.js'
 export { formatCloseMessage, isValidReceivedCloseCode, closeCodeLabel } from './protocol/close.js'
 export { Conn } from './conn/conn.js'
-export type { Message, ReadOptions, CloseHandler, ControlHandler } from './conn/conn.js'
+export type { Message, MessageHandler, ReadOptions, CloseHandler, ControlHandler } from './conn/conn.js'
 export { MessageReader } from './conn/message-reader.js'
 export { MessageWriter } from './conn/message-writer.js'
 export { PreparedMessage } from './prepared-message.js'

@@ -100,12 +100,14 @@ const checks: Check[] = [
     comment: "// socket.on('message', ...): one message per iteration, data always a Buffer",
     row: "socket.on('message'",
     async check (t, _app, url) {
-      const ws = await openWs(`${url}/shape`)
-      ws.send('héllo')
-      t.equal(await messageOf(ws), 'text, 6 bytes')
-      ws.send(Buffer.from([1, 2, 3]))
-      t.equal(await messageOf(ws), 'binary, 3 bytes')
-      ws.close()
+      for (const path of ['/shape', '/shape-events']) {
+        const ws = await openWs(`${url}${path}`)
+        ws.send('héllo')
+        t.equal(await messageOf(ws), 'text, 6 bytes', path)
+        ws.send(Buffer.from([1, 2, 3]))
+        t.equal(await messageOf(ws), 'binary, 3 bytes', path)
+        ws.close()
+      }
     }
   },
   {

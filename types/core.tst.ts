@@ -5,7 +5,7 @@ import type { Http2ServerRequest } from 'node:http2'
 import {
   Conn, CloseError, MessageReader, MessageWriter, PreparedMessage, Upgrader, dial, isCloseError, guardHandshakes,
   TextMessage, BinaryMessage, PingMessage, formatCloseMessage, ProtocolError, ReadLimitError, PROTOCOL_ERROR_CODES,
-  type Message, type DataMessageType, type ProtocolErrorCode
+  type Message, type MessageHandler, type DataMessageType, type ProtocolErrorCode
 } from '../lib/index.js'
 
 declare const conn: Conn
@@ -14,6 +14,13 @@ test('readMessage resolves with a typed message', () => {
   expect(conn.readMessage()).type.toBe<Promise<Message>>()
   expect<Message['type']>().type.toBe<DataMessageType>()
   expect<Message['data']>().type.toBe<Buffer>()
+})
+
+test('onMessage takes a sync or async handler of typed messages', () => {
+  expect(conn.onMessage((message) => { expect(message).type.toBe<Message>() })).type.toBe<Promise<void>>()
+  expect(conn.onMessage(async ({ data }) => { await conn.writeMessage(BinaryMessage, data) }, { signal: AbortSignal.timeout(1) })).type.toBe<Promise<void>>()
+  expect((message: Message) => message.data.length).type.toBeAssignableTo<MessageHandler>()
+  expect(conn.onMessage).type.not.toBeCallableWith((data: string) => data.length)
 })
 
 test('readJSON is generic and unknown by default', () => {

@@ -15,15 +15,15 @@ import { CloseError, UsageError, WriteClosedError, stackless } from '../protocol
 import type { Hub, PublishData, PublishOptions, PublishResult } from '../hub/hub.js'
 import { catchUpWithHub } from '../hub/catch-up.js'
 import { BAD_PAYLOAD, payloadLength, toPayload, type Payload } from '../protocol/framing.js'
-import { rejected } from '../settle.js'
+import { noop, rejected } from '../settle.js'
 import { ConnClosing } from './close.js'
 import { readJSON, writeJSON, type JsonCodec } from './json.js'
 import type { MessageReader } from './message-reader.js'
 import type { MessageWriter } from './message-writer.js'
-import { ConnReader, ReadKind, type CloseHandler, type ControlHandler, type Message, type ReadOptions } from './read.js'
+import { ConnReader, ReadKind, type CloseHandler, type ControlHandler, type Message, type MessageHandler, type ReadOptions } from './read.js'
 import { Admission, ConnWriter, controlPayload } from './write.js'
 
-export type { CloseHandler, ControlHandler, Message, ReadOptions } from './read.js'
+export type { CloseHandler, ControlHandler, Message, MessageHandler, ReadOptions } from './read.js'
 export type { JsonCodec } from './json.js'
 
 /**
@@ -257,6 +257,20 @@ export class Conn implements AsyncIterable<Message> {
    */
   readJSON<T = unknown> (options?: ReadOptions): Promise<T> {
     return readJSON<T>(this, this.#hooks?.json, options)
+  }
+
+  /**
+   * Calls `handler` with every data message, whole and in order, without a promise per message:
+   * the event-style alternative to `for await`. A promise the handler returns holds the next
+   * message back until it settles. Resolves, after the last call settled, when the peer closes
+   * with 1000, 1001 or no status; rejects with any other failure. If the handler throws or
+   * rejects, no more messages are delivered, the connection closes with 1011 and the result
+   * rejects with that error. While the handler is set, reads reject with a UsageError; aborting
+   * `signal` takes the messages back for reads (the result rejects with its reason). The result
+   * may be ignored: it never becomes an unhandled rejection.
+   */
+  onMessage (handler: MessageHandler, options?: ReadOptions): Promise<void> {
+    return this.#reader.handle(handler, options?.signal, () => { this.close(1011, 'message handler failed').catch(noop) })
   }
 
   /** Iterates over messages until the peer closes with 1000, 1001 or no status; other failures throw. */

@@ -1,10 +1,10 @@
 import type { Duplex } from 'node:stream'
 import { type DataMessageType, TextMessage } from '../protocol/constants.js'
-import { CloseError, ProtocolError, TimeoutError, isCloseError, stackless } from '../protocol/errors.js'
+import { CloseError, ProtocolError, TimeoutError, UsageError, isCloseError, stackless } from '../protocol/errors.js'
 import { FrameParser, type FrameParserOptions, type FrameSink } from '../protocol/parser.js'
 import type { InflateTarget, MessageInflation, PerMessageDeflate } from '../deflate/codec.js'
 import type { ResolvedConnOptions } from '../options.js'
-import { asError } from '../settle.js'
+import { asError, noop, rejected } from '../settle.js'
 import { InboundMessage, MessageReader, type ReaderOwner } from './message-reader.js'
 
 /** One received data message. */
@@ -18,6 +18,12 @@ export interface ReadOptions {
   /** Aborting stops waiting for the message; the connection stays usable (unlike a read deadline). */
   signal?: AbortSignal
 }
+
+/**
+ * Called with each data message, whole and in order; a promise it returns holds the next message
+ * back until it settles.
+ */
+export type MessageHandler = (message: Message) => void | PromiseLike<void>
 
 /** Called with the close code (1005 when none) and reason of a received close frame. */
 export type CloseHandler = (code: number, text: string) => void | Promise<void>
@@ -40,6 +46,19 @@ interface PendingRead {
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
   next: PendingRead | undefined
+}
+
+/** The handler of `Conn.onMessage` and the promise that says how its messages ended. */
+interface HandlerSubscription {
+  readonly handler: MessageHandler
+  /** A call is running (its promise has not settled) or delivery has not started yet: the next message waits. */
+  busy: boolean
+  readonly resolve: () => void
+  readonly reject: (error: Error) => void
+  /** Told when the handler throws or rejects. */
+  readonly failed: (error: Error) => void
+  readonly signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
 }
 
 /** What the read side reports to the rest of the connection, in wire order. */
@@ -117,6 +136,8 @@ export class ConnReader implements FrameSink, ReaderOwner {
   #current: InboundMessage | undefined
   #readHead: PendingRead | undefined
   #readTail: PendingRead | undefined
+  /** The message handler, which takes every message instead of reads while it is set. */
+  #handler: HandlerSubscription | undefined
   #error: Error | undefined
   /** Bytes of unread messages (compressed ones until inflated): what the read-ahead bounds. */
   #bufferedBytes = 0
@@ -155,6 +176,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   /** Queues a read of `kind`; see Conn's readMessage, nextReader and iterator. */
   enqueue<T> (kind: ReadKind, signal: AbortSignal | undefined): Promise<T> {
+    if (this.#handler !== undefined) return rejected(new UsageError('a message handler (onMessage) takes every message: read once it has ended'))
     // A new read abandons the rest of the message a previous streaming reader left.
     this.#settings?.streamReader?.discard()
     if (signal?.aborted === true) return Promise.reject(signal.reason)
@@ -175,6 +197,95 @@ export class ConnReader implements FrameSink, ReaderOwner {
       // Input the socket delivered before its end is parsed only for a reader that asks for it.
       if (this.#is(ReadFlag.InputEnded) && this.#readHead !== undefined) this.#resumeInput()
     })
+  }
+
+  /**
+   * Hands every message to `handler` from now on (see Conn.onMessage); `failed` is told when the
+   * handler throws or rejects.
+   */
+  handle (handler: MessageHandler, signal: AbortSignal | undefined, failed: (error: Error) => void): Promise<void> {
+    if (this.#handler !== undefined || this.#readHead !== undefined) {
+      return rejected(new UsageError(this.#handler !== undefined ? 'a message handler is already set' : 'reads are waiting: set a message handler only when none is'))
+    }
+    if (signal?.aborted === true) return rejected(signal.reason)
+    this.#settings?.streamReader?.discard()
+    let subscription!: HandlerSubscription
+    const done = new Promise<void>((resolve, reject) => {
+      subscription = { handler, busy: true, resolve, reject, failed, signal, onAbort: undefined }
+    })
+    // Nobody has to await it: how the messages ended is also seen in `closed` and the close code.
+    done.catch(noop)
+    if (signal !== undefined) {
+      // Removed when the subscription ends, so it only ever fires for the current handler.
+      subscription.onAbort = () => {
+        this.#handler = undefined
+        subscription.reject(signal.reason)
+        this.#updateFlow()
+      }
+      signal.addEventListener('abort', subscription.onAbort, { once: true })
+    }
+    this.#handler = subscription
+    // Messages that already wait are handed over from a microtask, never inside this call.
+    queueMicrotask(() => {
+      subscription.busy = false
+      if (this.#handler !== subscription) return
+      this.#serveReads()
+      if (this.#is(ReadFlag.InputEnded)) this.#resumeInput()
+    })
+    return done
+  }
+
+  #serveHandler (subscription: HandlerSubscription): void {
+    while (this.#handler === subscription && !subscription.busy) {
+      const message = this.#inboxHead
+      if (message === undefined) {
+        const error = this.#error
+        if (error !== undefined) this.#endHandler(subscription, error)
+        return
+      }
+      if (!message.done) return
+      this.#shiftInbox()
+      this.#bufferedBytes -= message.bytes
+      this.#callHandler(subscription, message.type, message.takeAll())
+    }
+  }
+
+  #callHandler (subscription: HandlerSubscription, type: DataMessageType, data: Buffer): void {
+    let result: void | PromiseLike<void>
+    try {
+      result = subscription.handler({ type, data })
+    } catch (error) {
+      this.#handlerFailed(subscription, asError(error))
+      return
+    }
+    const promise = result as PromiseLike<void> | undefined
+    if (typeof promise?.then !== 'function') return
+    subscription.busy = true
+    promise.then(() => {
+      subscription.busy = false
+      if (this.#handler === subscription) this.#serveReads()
+    }, (error: unknown) => { this.#handlerFailed(subscription, asError(error)) })
+  }
+
+  /** Ends a subscription: it resolves at a normal close, like the async iterator, and rejects otherwise. */
+  #endHandler (subscription: HandlerSubscription, error: Error): void {
+    this.#unsubscribe(subscription)
+    if (isCloseError(error, ...NORMAL_ENDS)) subscription.resolve()
+    else subscription.reject(error)
+  }
+
+  #handlerFailed (subscription: HandlerSubscription, error: Error): void {
+    // After an abort the application took the messages back; a late failure is its own call's.
+    if (this.#handler !== subscription) return
+    this.#unsubscribe(subscription)
+    subscription.reject(error)
+    subscription.failed(error)
+    this.#updateFlow()
+  }
+
+  #unsubscribe (subscription: HandlerSubscription): void {
+    this.#handler = undefined
+    if (subscription.onAbort !== undefined) subscription.signal!.removeEventListener('abort', subscription.onAbort)
   }
 
   #shiftRead (): PendingRead {
@@ -212,6 +323,12 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   #serveReads (): void {
+    const subscription = this.#handler
+    if (subscription !== undefined) {
+      this.#serveHandler(subscription)
+      this.#updateFlow()
+      return
+    }
     for (let read = this.#readHead; read !== undefined; read = this.#readHead) {
       const message = this.#inboxHead
       if (message === undefined) {
@@ -248,7 +365,9 @@ export class ConnReader implements FrameSink, ReaderOwner {
   #updateFlow (): void {
     if (this.#is(ReadFlag.SocketClosed)) return
     const head = this.#readHead
-    const waitingForWhole = head !== undefined && head.kind !== ReadKind.Stream && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
+    const handler = this.#handler
+    const wantsWhole = head !== undefined ? head.kind !== ReadKind.Stream : handler !== undefined && !handler.busy
+    const waitingForWhole = wantsWhole && this.#inboxHead !== undefined && this.#inboxHead === this.#inboxTail
     const readAhead = this.#options.readBufferSize
     const pause = (this.#bufferedBytes > readAhead && !waitingForWhole) || this.parser.heldBytes > readAhead || this.#is(ReadFlag.WaitingForDrain)
     if (pause !== this.#is(ReadFlag.Paused)) {
@@ -331,6 +450,12 @@ export class ConnReader implements FrameSink, ReaderOwner {
 
   onWholeMessage (type: DataMessageType, payload: Buffer): void {
     if (this.#error !== undefined) return
+    const subscription = this.#handler
+    if (subscription !== undefined && !subscription.busy && this.#inboxHead === undefined) {
+      // The event-style path: no message object, no queue, no promise.
+      this.#callHandler(subscription, type, payload)
+      return
+    }
     const read = this.#readHead
     if (read !== undefined && this.#inboxHead === undefined && read.kind !== ReadKind.Stream) {
       // The common case, a reader already waiting: no message object, no queue.
@@ -343,7 +468,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
     message.done = true
     this.#pushInbox(message)
     this.#bufferedBytes += payload.length
-    if (read !== undefined) this.#serveReads()
+    if (read !== undefined || subscription !== undefined) this.#serveReads()
     else this.#updateFlow()
   }
 
@@ -433,7 +558,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
   #messageDone (message: InboundMessage): void {
     message.done = true
     if (message.wake !== undefined) message.wake()
-    else if (this.#readHead !== undefined) this.#serveReads()
+    else if (this.#readHead !== undefined || this.#handler !== undefined) this.#serveReads()
   }
 
   // ---- Control handlers -------------------------------------------------------------------------
@@ -533,7 +658,7 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   #readerWaiting (): boolean {
-    return this.#readHead !== undefined || this.#settings?.streamReader !== undefined
+    return this.#readHead !== undefined || this.#handler !== undefined || this.#settings?.streamReader !== undefined
   }
 
   // ---- The end of input -------------------------------------------------------------------------
