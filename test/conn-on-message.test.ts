@@ -78,7 +78,8 @@ for (const compression of [false, true]) {
     const port = await upgradeServer(t, { compression }, (conn) => {
       ended = conn.onMessage((message) => {
         handled.push(message)
-        conn.send(message.type === TEXT ? message.data.toString() : message.data)
+        // A value that is not a promise (send's boolean) is ignored.
+        return conn.send(message.type === TEXT ? message.data.toString() : message.data)
       })
     })
     const client = await wsClient(port, { perMessageDeflate: compression })

@@ -20,6 +20,7 @@ test('onMessage takes a sync or async handler of typed messages', () => {
   expect(conn.onMessage((message) => { expect(message).type.toBe<Message>() })).type.toBe<Promise<void>>()
   expect(conn.onMessage(async ({ data }) => { await conn.writeMessage(BinaryMessage, data) }, { signal: AbortSignal.timeout(1) })).type.toBe<Promise<void>>()
   expect((message: Message) => message.data.length).type.toBeAssignableTo<MessageHandler>()
+  expect(conn.onMessage(({ data }) => conn.send(data))).type.toBe<Promise<void>>()
   expect(conn.onMessage).type.not.toBeCallableWith((data: string) => data.length)
 })
 

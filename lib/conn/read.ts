@@ -21,9 +21,9 @@ export interface ReadOptions {
 
 /**
  * Called with each data message, whole and in order; a promise it returns holds the next message
- * back until it settles.
+ * back until it settles, any other value is ignored (so `(m) => conn.send(m.data)` is a handler).
  */
-export type MessageHandler = (message: Message) => void | PromiseLike<void>
+export type MessageHandler = (message: Message) => unknown
 
 /** Called with the close code (1005 when none) and reason of a received close frame. */
 export type CloseHandler = (code: number, text: string) => void | Promise<void>
@@ -251,14 +251,14 @@ export class ConnReader implements FrameSink, ReaderOwner {
   }
 
   #callHandler (subscription: HandlerSubscription, type: DataMessageType, data: Buffer): void {
-    let result: void | PromiseLike<void>
+    let result: unknown
     try {
       result = subscription.handler({ type, data })
     } catch (error) {
       this.#handlerFailed(subscription, asError(error))
       return
     }
-    const promise = result as PromiseLike<void> | undefined
+    const promise = result as Partial<PromiseLike<unknown>> | null | undefined
     if (typeof promise?.then !== 'function') return
     subscription.busy = true
     promise.then(() => {
