@@ -1,3 +1,9 @@
+/**
+ * The one promise that the library's operations return when they finished at once (a write the
+ * socket took, say): a message handler returning it holds nothing back.
+ */
+export const RESOLVED: Promise<void> = Promise.resolve()
+
 /** Does nothing; marks a promise handled when attached as its rejection handler. */
 export function noop (): void {}
 

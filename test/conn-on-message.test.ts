@@ -78,6 +78,8 @@ for (const compression of [false, true]) {
     const port = await upgradeServer(t, { compression }, (conn) => {
       ended = conn.onMessage((message) => {
         handled.push(message)
+        // Compressed: the write's promise holds the next message back while it compresses.
+        if (compression) return conn.writeMessage(message.type, message.data)
         // A value that is not a promise (send's boolean) is ignored.
         return conn.send(message.type === TEXT ? message.data.toString() : message.data)
       })

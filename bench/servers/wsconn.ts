@@ -61,10 +61,18 @@ function protocolNote (settings: ServerSettings): string {
   return settings.tls === true ? ' over HTTPS' : ''
 }
 
-/** The echo a user writes with the gorilla-style API. */
+/**
+ * The echo a user writes: event style with `conn.onMessage` (as ws's is with 'message'), whose
+ * returned write holds the next message back only while the socket is over its high-water mark;
+ * BENCH_OURS_READ=iterate runs the gorilla-style loop (`for await` + `await writeMessage`) instead.
+ */
 export async function echo (conn: Conn): Promise<void> {
   try {
-    for await (const message of conn) await conn.writeMessage(message.type, message.data)
+    if (process.env.BENCH_OURS_READ === 'iterate') {
+      for await (const message of conn) await conn.writeMessage(message.type, message.data)
+    } else {
+      await conn.onMessage(({ type, data }) => conn.writeMessage(type, data))
+    }
   } catch {
     conn.terminate()
   }

@@ -1,6 +1,7 @@
 import { formatCloseMessage, truncateUtf8 } from '../protocol/close.js'
 import { MAX_CONTROL_PAYLOAD } from '../protocol/constants.js'
 import type { ProtocolError } from '../protocol/errors.js'
+import { RESOLVED } from '../settle.js'
 import type { ConnReader, ReadEvents } from './read.js'
 import type { ConnWriter } from './write.js'
 
@@ -11,8 +12,6 @@ const enum CloseFlag {
   CloseStarted = 2,
   SocketClosed = 4
 }
-
-const RESOLVED = Promise.resolve()
 
 /**
  * The closing handshake of a connection (RFC 6455 §7): our close frame after every write accepted

@@ -4,7 +4,7 @@ import { CloseError, ProtocolError, TimeoutError, UsageError, isCloseError, stac
 import { FrameParser, type FrameParserOptions, type FrameSink } from '../protocol/parser.js'
 import type { InflateTarget, MessageInflation, PerMessageDeflate } from '../deflate/codec.js'
 import type { ResolvedConnOptions } from '../options.js'
-import { asError, noop, rejected } from '../settle.js'
+import { RESOLVED, asError, noop, rejected } from '../settle.js'
 import { InboundMessage, MessageReader, type ReaderOwner } from './message-reader.js'
 
 /** One received data message. */
@@ -259,7 +259,8 @@ export class ConnReader implements FrameSink, ReaderOwner {
       return
     }
     const promise = result as Partial<PromiseLike<unknown>> | null | undefined
-    if (typeof promise?.then !== 'function') return
+    // A write that the socket took at once returns RESOLVED: nothing to wait for, not even a microtask.
+    if (promise === RESOLVED || typeof promise?.then !== 'function') return
     subscription.busy = true
     promise.then(() => {
       subscription.busy = false

@@ -6,7 +6,7 @@ import type { PreparedMessage } from '../prepared-message.js'
 import { CloseMessage, MAX_CONTROL_PAYLOAD, PongMessage, type ControlMessageType, type DataMessageType } from '../protocol/constants.js'
 import { CloseSentError, TimeoutError, UsageError, WriteClosedError } from '../protocol/errors.js'
 import { BAD_PAYLOAD, MERGE_LIMIT, encodeFrame, encodeHeader, payloadLength, toPayload, type Payload } from '../protocol/framing.js'
-import { asError, noop, rejected } from '../settle.js'
+import { RESOLVED, asError, noop, rejected } from '../settle.js'
 import { MessageWriter, type WriterOwner } from './message-writer.js'
 import { uncorkAtTickEnd, type TickCorked } from './tick-cork.js'
 
@@ -51,8 +51,6 @@ const enum WriteFlag {
   /** close() or a failure started the closing handshake: new writes are refused. */
   Closing = 16
 }
-
-const RESOLVED = Promise.resolve()
 
 /** What became of a message offered by `send()` or a publish; see `ConnWriter.admit`. */
 export const enum Admission {
