@@ -13,7 +13,7 @@ import { profileText } from './runner/profile.js'
 import { markdownTables, scenarioText } from './runner/report.js'
 import { writeResults } from './runner/results-file.js'
 import { groupScenarios, runGroup } from './runner/run-scenario.js'
-import { SCENARIOS } from './runner/scenarios.js'
+import { selectScenarios } from './runner/scenarios.js'
 import type { ScenarioRun } from './runner/stats.js'
 import { TIME_WAIT_CALM } from './runner/time-wait.js'
 
@@ -55,7 +55,7 @@ async function main (): Promise<void> {
       const rounds = settings.malloc === 'both' && mode === 'default' ? 1 : settings.rounds
       console.log(`\n== ${note}; ${rounds} round${rounds > 1 ? 's, medians' : ''} ==`)
       const runs: ScenarioRun[] = []
-      const selected = SCENARIOS.filter((s) => settings.scenarios.includes(s.letter))
+      const selected = selectScenarios(settings)
       // --quick shares server processes between scenarios of the same configuration (not when profiling).
       for (const group of groupScenarios(selected, settings.quick && !settings.profile)) {
         const groupRuns = await runGroup(group, rounds, { settings, environment, generator, serverEnv: env, tag: mode, profiles, heapReports })

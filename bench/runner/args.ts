@@ -11,6 +11,8 @@ export interface Settings {
   rounds: number
   warmupMs: number
   durationMs: number
+  /** Message size of the echo scenarios (a)-(e) instead of each one's own; undefined: their own. */
+  messageSize: number | undefined
   /** Connections of the broadcast (f) and idle-RSS (g) scenarios. */
   manyConnections: number
   broadcastRepeats: number
@@ -42,6 +44,8 @@ export const USAGE = `usage: node --import tsx bench/run.ts [options]
   --duration=MS         measured window per run (default 3000)
   --warmup=MS           unmeasured warm-up before it (default 1000)
   --connections=N       connections for (f) and (g) (default 10000)
+  --size=BYTES          message size of the echo scenarios (a)-(e) instead of their own, to see how a rate depends on it
+                        (raw TCP's does, sharply, around 64 KiB); no RESULTS.md unless --write
   --malloc=MODE         fixed | default | both (default both: fixed thresholds, then one round with glibc defaults)
   --pin / --no-pin      pin servers and generator to different cores with taskset (default: pin when taskset and 2 cores exist)
   --generator=G         auto | go | node: the load generator (default auto: the Go one of bench/gogen when 'go' builds it)
@@ -59,7 +63,7 @@ export function parseArgs (argv: string[]): Settings {
     if (match === null) throw new Error(`unknown argument ${arg}\n${USAGE}`)
     options.set(match[1]!, match[2] ?? 'true')
   }
-  const known = ['quick', 'scenario', 'servers', 'rounds', 'duration', 'warmup', 'connections', 'malloc', 'pin', 'no-pin', 'generator', 'profile', 'ours', 'from-source', 'write', 'no-write', 'help']
+  const known = ['quick', 'scenario', 'servers', 'rounds', 'duration', 'warmup', 'connections', 'size', 'malloc', 'pin', 'no-pin', 'generator', 'profile', 'ours', 'from-source', 'write', 'no-write', 'help']
   for (const name of options.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`)
   if (options.has('help')) throw new Error(USAGE)
   const quick = options.has('quick')
@@ -79,6 +83,7 @@ export function parseArgs (argv: string[]): Settings {
     rounds: integer(options.get('rounds'), quick ? 1 : 3, 'rounds'),
     warmupMs: integer(options.get('warmup'), quick ? 200 : 1000, 'warmup'),
     durationMs: integer(options.get('duration'), quick ? 400 : 3000, 'duration'),
+    messageSize: options.has('size') ? integer(options.get('size'), 0, 'size') : undefined,
     manyConnections: integer(options.get('connections'), quick ? 1000 : 10_000, 'connections'),
     broadcastRepeats: quick ? 3 : 10,
     handshakeConcurrency: 50,
@@ -88,7 +93,7 @@ export function parseArgs (argv: string[]): Settings {
     profile: options.has('profile'),
     ours,
     fromSource: options.has('from-source'),
-    write: options.has('no-write') ? false : options.has('write') || !quick,
+    write: options.has('no-write') ? false : options.has('write') || (!quick && !options.has('size')),
     command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ')
   }
 }

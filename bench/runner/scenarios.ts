@@ -30,7 +30,7 @@ const KiB = 1024
 
 function echo (connections: number, size: number, text: boolean, inFlight: number, deflate = false) {
   return (port: number, transport: Transport, s: Settings): Job => ({
-    type: 'echo', port, transport, connections, size, text, inFlight, deflate: deflate && transport === 'ws', warmupMs: s.warmupMs, durationMs: s.durationMs
+    type: 'echo', port, transport, connections, size: s.messageSize ?? size, text, inFlight, deflate: deflate && transport === 'ws', warmupMs: s.warmupMs, durationMs: s.durationMs
   })
 }
 
@@ -71,3 +71,11 @@ export const SCENARIOS: Scenario[] = [
     target: { against: 'fastify-websocket', min: 1.2 }
   }
 ]
+
+/** The scenarios `settings` selects, in report order; with --size the echo scenarios say their size. */
+export function selectScenarios (settings: Settings): Scenario[] {
+  const selected = SCENARIOS.filter((s) => settings.scenarios.includes(s.letter))
+  const size = settings.messageSize
+  if (size === undefined) return selected
+  return selected.map((s) => s.mode === 'echo' ? { ...s, title: `${s.title}, here with ${size} B messages (--size)` } : s)
+}
