@@ -348,7 +348,7 @@ export class Conn implements AsyncIterable<Message> {
     const admission = writer.admit(size)
     if (admission === Admission.Accepted) {
       // The promises are marked handled by the writer: a failure surfaces on the connection itself.
-      if (message instanceof PreparedMessage) this.#writePrepared(message)
+      if (message instanceof PreparedMessage) writer.writePrepared(message)
       else writer.writeMessage(typeof message === 'string' ? TextMessage : BinaryMessage, message)
     } else if (admission === Admission.OverLimit) {
       this.close(1008, `slow consumer: more than ${this.#writer.options.maxBufferedAmount} bytes waiting to be written`)
@@ -361,10 +361,6 @@ export class Conn implements AsyncIterable<Message> {
     if (message.type >= CloseMessage) return this.writeControl(message.type as ControlMessageType, message.data)
     this.#publishedFirst()
     return this.#writer.writePrepared(message)
-  }
-
-  #writePrepared (message: PreparedMessage): void {
-    this.#writer.writePrepared(message)
   }
 
   /**

@@ -157,7 +157,7 @@ export class Hub {
     } catch (error) {
       return rejected(error)
     }
-    const local = this.#deliver(topic, message, options?.except, true)!
+    const local = this.#deliver(topic, message, options?.except)
     const bus = this.#bus
     if (bus === undefined) return Promise.resolve(local)
     const sent = bus.publish(topic, { binary: message.type === BinaryMessage, data: message.data }).then(noop, (error: unknown) => ({ error }))
@@ -196,15 +196,15 @@ export class Hub {
       return
     }
     if (!this.#topics.has(topic)) return
-    this.#deliver(topic, new PreparedMessage(message.binary ? BinaryMessage : TextMessage, message.data), undefined, false)
+    this.#deliver(topic, new PreparedMessage(message.binary ? BinaryMessage : TextMessage, message.data), undefined)
   }
 
   /**
    * Offers `message` to the topic's subscribers: all at once when they are few and the topic has
    * nothing pending, otherwise FANOUT_SLICE of them per turn of the event loop. Returns what
-   * happened, or when it will be known, when `wanted`.
+   * happened, or a promise of it once every subscriber was offered the message.
    */
-  #deliver (name: string, message: PreparedMessage, except: Conn | undefined, wanted: boolean): PublishResult | Promise<PublishResult> | undefined {
+  #deliver (name: string, message: PreparedMessage, except: Conn | undefined): PublishResult | Promise<PublishResult> {
     const result: PublishResult = { delivered: 0, dropped: 0, closed: 0 }
     const topic = this.#topics.get(name)
     if (topic === undefined) return result
@@ -218,8 +218,9 @@ export class Hub {
       }
       return result
     }
-    const publish: PendingPublish = { seq, message, except, result, settle: undefined }
-    const settled = wanted ? new Promise<PublishResult>((resolve) => { publish.settle = resolve }) : undefined
+    let settle!: (result: PublishResult) => void
+    const settled = new Promise<PublishResult>((resolve) => { settle = resolve })
+    const publish: PendingPublish = { seq, message, except, result, settle }
     topic.pending.push(publish)
     if (topic.pass === undefined) {
       topic.pass = topic.subscribers.keys()

@@ -9,8 +9,8 @@ export interface PendingPublish {
   readonly message: PreparedMessage
   readonly except: Conn | undefined
   readonly result: PublishResult
-  /** Resolves the publish's promise; absent for a message that came from the bus. */
-  settle: ((result: PublishResult) => void) | undefined
+  /** Resolves the publish's promise (nobody waits on it for a message that came from the bus). */
+  readonly settle: (result: PublishResult) => void
 }
 
 /**
@@ -46,7 +46,7 @@ export class Topic {
     let count = 0
     while (count < pending.length && pending[count]!.seq < seq) {
       const publish = pending[count++]!
-      publish.settle?.(publish.result)
+      publish.settle(publish.result)
     }
     pending.splice(0, count)
   }
