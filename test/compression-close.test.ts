@@ -2,7 +2,7 @@
 // when the peer's close frame or TCP end arrives is delivered before the close error, and the codec
 // is freed once the last inflation settles (never before, never twice, nothing left behind).
 import t from 'tap'
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib'
+import { constants, inflateRawSync } from 'node:zlib'
 import type { Conn } from '../lib/conn/conn.js'
 import { PerMessageDeflate } from '../lib/deflate/codec.js'
 import { zlibLimiter } from '../lib/deflate/limiter.js'
@@ -10,14 +10,11 @@ import { CloseError, CloseSentError, ReadLimitError, TimeoutError, WriteClosedEr
 import { BinaryMessage, CloseMessage, TextMessage } from '../lib/protocol/constants.js'
 import { PreparedMessage } from '../lib/prepared-message.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
+import { compressPayload } from './helpers/deflate.js'
 import { UpgradeServer, textOf } from './helpers/compression-peers.js'
 import { WireClient, clientFrame, type WireFrame } from './helpers/wire-client.js'
 
 const OFFER = 'Sec-WebSocket-Extensions: permessage-deflate\r\n'
-
-function compress (data: Buffer): Buffer {
-  return deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4)
-}
 
 /** Records every PerMessageDeflate.close() and whether the codec still held a zlib context after it. */
 function spyOnCodecClose (t: { teardown: (fn: () => unknown) => void }): Array<{ leftContexts: boolean }> {
@@ -66,7 +63,7 @@ async function readAll (conn: Conn): Promise<{ lengths: number[], error: Error }
 // 8 MiB of JSON inflate in hundreds of 16 KiB steps on the threadpool: the close frame or the TCP
 // end that follows in the same write is parsed long before the inflation is over.
 const big = textOf(8 * 1024 * 1024, 5)
-const bigCompressed = compress(big)
+const bigCompressed = compressPayload(big)
 
 t.test('a close frame right behind a compressed message: the message first, then the CloseError', async (t) => {
   const closes = spyOnCodecClose(t)
@@ -96,7 +93,7 @@ t.test('TCP ending right behind compressed messages: all are delivered, then 100
   const small = Buffer.from('{"after":"the big one"}')
   client.sendRaw(Buffer.concat([
     clientFrame({ opcode: 1, rsv: 4, payload: bigCompressed }),
-    clientFrame({ opcode: 1, rsv: 4, payload: compress(small) })
+    clientFrame({ opcode: 1, rsv: 4, payload: compressPayload(small) })
   ]))
   client.socket.end()
   const { lengths, error } = await readAll(conn)
@@ -114,7 +111,7 @@ t.test('an inflation that fails after TCP ended still frees the codec, and nothi
   const conn = await next()
   const reading = readAll(conn)
   // 8 MiB (8 KiB compressed) against a 1 MiB limit: the limit is reached some 64 inflate steps after TCP ended.
-  client.sendRaw(clientFrame({ opcode: 1, rsv: 4, payload: compress(Buffer.alloc(8 * 1024 * 1024, 'a')) }))
+  client.sendRaw(clientFrame({ opcode: 1, rsv: 4, payload: compressPayload(Buffer.alloc(8 * 1024 * 1024, 'a')) }))
   client.socket.end()
   const { lengths, error } = await reading
   t.same(lengths, [], 'the over-limit message was not delivered')
@@ -146,14 +143,14 @@ t.test('a read that fails in the middle of a message: the rest of it and later m
     // A ping handler that throws fails the read side (like a read deadline) between two fragments.
     conn.setPingHandler(() => { throw new Error('handler failed') })
     const reading = conn.readMessage()
-    const data = compressed ? compress(textOf(3000, 4)) : textOf(3000, 4)
+    const data = compressed ? compressPayload(textOf(3000, 4)) : textOf(3000, 4)
     const rsv = compressed ? 4 : 0
     client.send({ opcode: 1, rsv, fin: false, payload: data.subarray(0, 1000) }, { opcode: 9, payload: 'first' })
     await t.rejects(reading, { message: 'handler failed' }, `${kind}: the read failed between the fragments`)
     conn.setPingHandler(null)
     client.send(
       { opcode: 0, payload: data.subarray(1000) },
-      { opcode: 1, rsv, payload: compressed ? compress(Buffer.from('later')) : 'later' },
+      { opcode: 1, rsv, payload: compressed ? compressPayload(Buffer.from('later')) : 'later' },
       { opcode: 9, payload: 'alive' })
     let pong = await client.next()
     while (pong !== null && pong.opcode !== 10) pong = await client.next()
@@ -263,13 +260,13 @@ t.test('compressed messages behind a failed inflation do not keep the codec aliv
   const reading = readAll(conn)
   // A bomb, then, once the server has failed the connection, more compressed messages: they reach
   // a codec whose inflation already failed.
-  client.send({ opcode: 2, rsv: 4, payload: compress(Buffer.alloc(8 * 1024 * 1024)) })
+  client.send({ opcode: 2, rsv: 4, payload: compressPayload(Buffer.alloc(8 * 1024 * 1024)) })
   const { lengths, error } = await reading
   t.same(lengths, [], 'nothing was delivered')
   t.match(error, { closeCode: 1009, code: 'ERR_WS_READ_LIMIT' }, 'the read failed with 1009')
   const closeFrame = await client.next()
   t.equal(closeFrame?.opcode, 8, 'the server sent its close frame')
-  client.send({ opcode: 1, rsv: 4, payload: compress(Buffer.from('after the bomb')) }, { opcode: 1, rsv: 4, payload: compress(Buffer.alloc(0)) })
+  client.send({ opcode: 1, rsv: 4, payload: compressPayload(Buffer.from('after the bomb')) }, { opcode: 1, rsv: 4, payload: compressPayload(Buffer.alloc(0)) })
   client.socket.end()
   await conn.closed
   t.same(closes, [{ leftContexts: false }], 'and the codec was closed once, holding no zlib context')

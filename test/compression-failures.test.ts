@@ -5,6 +5,7 @@ import t from 'tap'
 import { constants, deflateRawSync } from 'node:zlib'
 import type { Conn, Message } from '../lib/conn/conn.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
+import { compressPayload } from './helpers/deflate.js'
 import { UpgradeServer } from './helpers/compression-peers.js'
 import { WireClient, type FrameSpec } from './helpers/wire-client.js'
 
@@ -13,11 +14,6 @@ const MiB = 1024 * 1024
 const HISTORY = Buffer.from('a message the server never received, repeated: a message the server never received')
 
 /** A compressed message as a peer sends it: raw deflate, sync-flushed, the tail 00 00 ff ff removed. */
-function compress (data: Buffer): Buffer {
-  const out = deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH })
-  if (!out.subarray(-4).equals(Buffer.from([0, 0, 0xff, 0xff]))) throw new Error('no sync-flush tail')
-  return out.subarray(0, -4)
-}
 
 /** What the server side saw: the settled outcome of each read the handler made. */
 interface Served {
@@ -81,7 +77,7 @@ async function closeCode (client: WireClient): Promise<number | undefined> {
 }
 
 t.test('a 64 MiB bomb in one small frame closes with 1009 at a 1 MiB read limit', async (t) => {
-  const bomb = compress(Buffer.alloc(64 * MiB))
+  const bomb = compressPayload(Buffer.alloc(64 * MiB))
   t.ok(bomb.length < 128 * 1024, `the bomb is ${bomb.length} bytes on the wire`)
   for (const stream of [false, true]) {
     const { port, next } = await serve(t, { compression: true, readLimit: MiB }, stream)
@@ -107,8 +103,8 @@ t.test('a bomb spread over many frames, and one after a good message', async (t)
   const client = await WireClient.open(port, '/', OFFER)
   const served = await next()
   const good = Buffer.from('{"hello":"world"}')
-  const bomb = compress(Buffer.alloc(8 * MiB))
-  const frames: FrameSpec[] = [{ opcode: 1, rsv: 4, payload: compress(good) }]
+  const bomb = compressPayload(Buffer.alloc(8 * MiB))
+  const frames: FrameSpec[] = [{ opcode: 1, rsv: 4, payload: compressPayload(good) }]
   const pieces = 16
   const step = Math.ceil(bomb.length / pieces)
   for (let i = 0; i < pieces; i++) {
@@ -127,8 +123,8 @@ t.test('corrupt compressed data and invalid UTF-8 after inflation fail with 1007
     ['an invalid block type', [{ opcode: 2, rsv: 4, payload: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]) }], 'ERR_WS_INVALID_COMPRESSED_DATA'],
     // Compressed against a history (a preset dictionary) this connection never had.
     ['a reference to history that was never sent', [{ opcode: 2, rsv: 4, payload: deflateRawSync(HISTORY, { dictionary: HISTORY, finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4) }], 'ERR_WS_INVALID_COMPRESSED_DATA'],
-    ['invalid UTF-8 in a compressed text message', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xc3, 0x28])) }], 'ERR_WS_INVALID_UTF8'],
-    ['a compressed text message ending inside a character', [{ opcode: 1, rsv: 4, payload: compress(Buffer.from([0x68, 0x69, 0xe2, 0x82])) }], 'ERR_WS_INVALID_UTF8']
+    ['invalid UTF-8 in a compressed text message', [{ opcode: 1, rsv: 4, payload: compressPayload(Buffer.from([0x68, 0x69, 0xc3, 0x28])) }], 'ERR_WS_INVALID_UTF8'],
+    ['a compressed text message ending inside a character', [{ opcode: 1, rsv: 4, payload: compressPayload(Buffer.from([0x68, 0x69, 0xe2, 0x82])) }], 'ERR_WS_INVALID_UTF8']
   ]
   for (const [name, frames, code] of cases) {
     const { port, next } = await serve(t, { compression: true })
@@ -142,7 +138,7 @@ t.test('corrupt compressed data and invalid UTF-8 after inflation fail with 1007
 })
 
 t.test('RSV1 where it does not belong fails with 1002', async (t) => {
-  const piece = compress(Buffer.from('hello hello hello'))
+  const piece = compressPayload(Buffer.from('hello hello hello'))
   const cases: Array<[string, string, FrameSpec[], string]> = [
     ['on a continuation frame', OFFER, [
       { opcode: 1, rsv: 4, fin: false, payload: piece.subarray(0, 4) },

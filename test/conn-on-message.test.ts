@@ -4,15 +4,13 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage } from 'node:http'
-import { constants, deflateRawSync } from 'node:zlib'
 import type { AddressInfo } from 'node:net'
-import type { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 import type { Conn, Message } from '../lib/conn/conn.js'
 import wsconn from '../lib/plugin/index.js'
 import { CloseError, ProtocolError, UsageError } from '../lib/protocol/errors.js'
 import { Upgrader, type UpgraderOptions } from '../lib/upgrader.js'
+import { compressPayload } from './helpers/deflate.js'
 import { UpgradeServer, textOf } from './helpers/compression-peers.js'
 import { prng, randomBytes } from './helpers/frames.js'
 import { collectLogs, LEVEL } from './helpers/plugin.js'
@@ -25,24 +23,22 @@ const CLOSE = 8
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
-/** A node:http server whose upgrades become Conns handed to `onConn`; resolves with its port. */
+/** A server whose upgrades become Conns handed to `onConn`; resolves with its port. */
 async function upgradeServer (t: Teardown, options: UpgraderOptions, onConn: (conn: Conn) => void): Promise<number> {
+  const http = await UpgradeServer.start()
   const upgrader = new Upgrader(options)
   const conns: Conn[] = []
-  const server = createServer()
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  http.route('/', (req, socket, head) => {
     upgrader.upgrade(req, socket, head).then((conn) => {
       conns.push(conn)
       onConn(conn)
     }, () => {})
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
   t.teardown(async () => {
     for (const conn of conns) conn.terminate()
-    await new Promise((resolve) => server.close(resolve))
+    await http.close()
   })
-  return (server.address() as AddressInfo).port
+  return http.port
 }
 
 /** A ws client that collects what it receives and how it was closed. */
@@ -358,15 +354,9 @@ t.test('onMessage after a streaming reader drops the rest of its message', async
 })
 
 t.test('messages held behind an inflation when TCP ended still reach a handler set afterwards', async (t) => {
-  const http = await UpgradeServer.start()
-  const upgrader = new Upgrader({ compression: true })
   const conns: Conn[] = []
-  http.route('/', (req, socket, head) => { upgrader.upgrade(req, socket, head).then((conn) => { conns.push(conn) }, () => {}) })
-  t.teardown(async () => {
-    for (const conn of conns) conn.terminate()
-    await http.close()
-  })
-  const client = await WireClient.open(http.port, '/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n')
+  const port = await upgradeServer(t, { compression: true }, (conn) => { conns.push(conn) })
+  const client = await WireClient.open(port, '/', 'Sec-WebSocket-Extensions: permessage-deflate\r\n')
   while (conns.length === 0) await new Promise((resolve) => setImmediate(resolve))
   const conn = conns[0]!
   // 8 MiB inflate on the threadpool for long after the TCP end behind them has arrived.
@@ -374,8 +364,8 @@ t.test('messages held behind an inflation when TCP ended still reach a handler s
   const small = Buffer.from('{"after":"the big one"}')
   const reading = conn.readMessage()
   client.sendRaw(Buffer.concat([
-    wireFrame({ opcode: TEXT, rsv: 4, payload: compress(big) }),
-    wireFrame({ opcode: TEXT, rsv: 4, payload: compress(small) })
+    wireFrame({ opcode: TEXT, rsv: 4, payload: compressPayload(big) }),
+    wireFrame({ opcode: TEXT, rsv: 4, payload: compressPayload(small) })
   ]))
   client.socket.end()
   t.equal((await reading).data.length, big.length, 'a read took the big message')
@@ -385,7 +375,3 @@ t.test('messages held behind an inflation when TCP ended still reach a handler s
   t.same(calls.map((data) => data.toString()), [small.toString()], 'the handler got the message held behind it')
   t.ok(error instanceof CloseError && error.code === 1006, 'then onMessage rejects with 1006')
 })
-
-function compress (data: Buffer): Buffer {
-  return deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, -4)
-}

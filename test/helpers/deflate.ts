@@ -1,5 +1,6 @@
 // Codec-level helpers of the deflate-* tests: compressible text, agreed parameters, codec pairs
 // and a recording InflateTarget.
+import { constants, deflateRawSync } from 'node:zlib'
 import { PerMessageDeflate, type InflateTarget } from '../../lib/deflate/codec.js'
 import type { AgreedParams } from '../../lib/deflate/negotiation.js'
 import type { ProtocolError } from '../../lib/protocol/errors.js'
@@ -7,6 +8,13 @@ import { prng } from './frames.js'
 
 /** RFC 7692 §7.2.2: the 4 bytes a sender strips from each message and a receiver appends. */
 export const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff])
+
+/** `data` as the payload of one compressed message: raw deflate, sync-flushed, its 4-byte tail stripped. */
+export function compressPayload (data: Buffer): Buffer {
+  const out = deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH })
+  if (!out.subarray(-4).equals(TAIL)) throw new Error('no sync-flush tail')
+  return out.subarray(0, -4)
+}
 
 const WORDS = ['alpha', 'beta', 'gamma', 'delta', '"id":', '"name":', '{', '}', ',', 'websocket', 'deflate', '\u00e9t\u00e9', '\u2603']
 
