@@ -10,6 +10,7 @@ import type { Sample } from '../bench/runner/measure.js'
 import { SCENARIOS } from '../bench/runner/scenarios.js'
 import { median, ratio, summarize, targetStatus, type ScenarioRun } from '../bench/runner/stats.js'
 import { withResults, writeResults } from '../bench/runner/results-file.js'
+import { MALLOC_ENV, serverEnv } from '../bench/runner/environment.js'
 
 const BEGIN = '<!-- bench:begin (written by bench/run.ts; edit outside these markers) -->'
 const END = '<!-- bench:end -->'
@@ -105,4 +106,30 @@ t.test('writeResults creates the file and keeps the analysis on later runs', asy
   t.match(text, `${BEGIN}\nrun 2\n${END}`)
   t.notMatch(text, 'run 1')
   t.match(text, 'goes here: my notes')
+})
+
+t.test('serverEnv: fixed malloc thresholds, unless the runner\'s environment sets its own', async (t) => {
+  const saved = { mmap: process.env.MALLOC_MMAP_THRESHOLD_, trim: process.env.MALLOC_TRIM_THRESHOLD_ }
+  t.teardown(() => {
+    for (const [name, value] of [['MALLOC_MMAP_THRESHOLD_', saved.mmap], ['MALLOC_TRIM_THRESHOLD_', saved.trim]] as const) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  })
+  delete process.env.MALLOC_MMAP_THRESHOLD_
+  delete process.env.MALLOC_TRIM_THRESHOLD_
+  const fixed = serverEnv('fixed', '/ours')
+  t.equal(fixed.env.MALLOC_MMAP_THRESHOLD_, MALLOC_ENV.MALLOC_MMAP_THRESHOLD_)
+  t.equal(fixed.env.MALLOC_TRIM_THRESHOLD_, MALLOC_ENV.MALLOC_TRIM_THRESHOLD_)
+  t.equal(fixed.env.BENCH_OURS_ROOT, '/ours')
+
+  process.env.MALLOC_TRIM_THRESHOLD_ = '1073741824'
+  const overridden = serverEnv('fixed', '/ours')
+  t.equal(overridden.env.MALLOC_TRIM_THRESHOLD_, '1073741824', 'the runner\'s own value wins')
+  t.equal(overridden.env.MALLOC_MMAP_THRESHOLD_, MALLOC_ENV.MALLOC_MMAP_THRESHOLD_, 'the other stays fixed')
+  t.match(overridden.note, /MALLOC_TRIM_THRESHOLD_=1073741824/, 'the header says which value ran')
+
+  const glibc = serverEnv('default', '/ours')
+  t.notOk('MALLOC_TRIM_THRESHOLD_' in glibc.env, 'the default mode runs without either threshold')
+  t.notOk('MALLOC_MMAP_THRESHOLD_' in glibc.env)
 })

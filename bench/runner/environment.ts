@@ -74,8 +74,11 @@ export function serverEnv (mode: 'fixed' | 'default', oursRoot: string): { env: 
   delete env.MALLOC_MMAP_THRESHOLD_
   delete env.MALLOC_TRIM_THRESHOLD_
   if (mode === 'default') return { env, note: 'servers run with glibc default malloc thresholds (dynamic mmap threshold)' }
-  Object.assign(env, MALLOC_ENV)
-  return { env, note: `servers run with MALLOC_MMAP_THRESHOLD_=${MALLOC_ENV.MALLOC_MMAP_THRESHOLD_} MALLOC_TRIM_THRESHOLD_=${MALLOC_ENV.MALLOC_TRIM_THRESHOLD_} (fixed; --malloc=default runs without)` }
+  // A threshold set in the runner's own environment wins, so one can be varied without editing this file.
+  const mmap = process.env.MALLOC_MMAP_THRESHOLD_ ?? MALLOC_ENV.MALLOC_MMAP_THRESHOLD_
+  const trim = process.env.MALLOC_TRIM_THRESHOLD_ ?? MALLOC_ENV.MALLOC_TRIM_THRESHOLD_
+  Object.assign(env, { MALLOC_MMAP_THRESHOLD_: mmap, MALLOC_TRIM_THRESHOLD_: trim })
+  return { env, note: `servers run with MALLOC_MMAP_THRESHOLD_=${mmap} MALLOC_TRIM_THRESHOLD_=${trim} (fixed; --malloc=default runs without)` }
 }
 
 /** Pins every thread of a running process to one CPU; false when taskset failed. */

@@ -39,7 +39,7 @@ export class ServerProcess {
   /** Starts the server unpinned (so several start in parallel quickly), then pins it once it listens. */
   static async start (launch: ServerLaunch): Promise<ServerProcess> {
     const args = [launch.kind, launch.mode, `--ours=${launch.ours}`, ...(launch.compress ? ['--compress'] : []), ...launch.args]
-    const child = spawnNode({ file: 'bench/servers/main.ts', args, env: launch.env, fdLimit: launch.fdLimit, nodeFlags: ['--expose-gc'] })
+    const child = spawnNode({ file: 'bench/servers/main.ts', args, env: launch.env, fdLimit: launch.fdLimit, nodeFlags: ['--expose-gc', ...serverNodeFlags()] })
     try {
       const ready = await waitForMessage(child, isReady, START_TIMEOUT_MS, `${launch.kind} server start`)
       const pinned = launch.cpu !== undefined && child.pid !== undefined && pinProcess(child.pid, launch.cpu)
@@ -61,6 +61,11 @@ export class ServerProcess {
   stop (): Promise<void> {
     return stopChild(this.#child)
   }
+}
+
+/** Extra Node flags for every server process (BENCH_SERVER_NODE_FLAGS, space-separated), e.g. --trace-gc. */
+function serverNodeFlags (): string[] {
+  return (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '')
 }
 
 function isReady (message: unknown): message is ServerReady {

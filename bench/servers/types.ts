@@ -18,6 +18,8 @@ export interface BenchServer {
   impl: string
   /** Connections currently open (upgraded, for WebSocket servers). */
   connections: () => number
+  /** Stops listening and drops every connection; the bench's processes just exit, tests call it. */
+  close?: () => void
 }
 
 /** Starts one kind of bench server listening on 127.0.0.1 with an ephemeral port. */
