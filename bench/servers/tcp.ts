@@ -32,7 +32,10 @@ export async function startTcp (settings: ServerSettings): Promise<BenchServer> 
   return { port: (server.address() as AddressInfo).port, impl, connections: () => sockets.size, close }
 }
 
-/** Echoes `socket`'s input in blocks of `size` bytes, each joined into one Buffer first. */
+/**
+ * Echoes `socket`'s input in blocks of `size` bytes, each joined into one Buffer first (as a
+ * message API joins a message's pieces; one that arrived in a single read is not copied).
+ */
 function joiner (socket: Socket, size: number): (chunk: Buffer) => void {
   let pieces: Buffer[] = []
   let held = 0
@@ -40,7 +43,7 @@ function joiner (socket: Socket, size: number): (chunk: Buffer) => void {
     pieces.push(chunk)
     held += chunk.length
     while (held >= size) {
-      const joined = Buffer.concat(pieces, held)
+      const joined = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, held)
       socket.write(joined.subarray(0, size))
       const rest = joined.subarray(size)
       pieces = rest.length > 0 ? [rest] : []
