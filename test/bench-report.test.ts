@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { ServerKind } from '../bench/shared/messages.js'
 import type { Sample } from '../bench/runner/measure.js'
-import { SCENARIOS } from '../bench/runner/scenarios.js'
+import { SCENARIOS, selectScenarios } from '../bench/runner/scenarios.js'
+import { parseArgs } from '../bench/runner/args.js'
 import { median, ratio, summarize, targetStatus, type ScenarioRun } from '../bench/runner/stats.js'
 import { withResults, writeResults } from '../bench/runner/results-file.js'
 import { MALLOC_ENV, serverEnv } from '../bench/runner/environment.js'
@@ -132,4 +133,27 @@ t.test('serverEnv: fixed malloc thresholds, unless the runner\'s environment set
   const glibc = serverEnv('default', '/ours')
   t.notOk('MALLOC_TRIM_THRESHOLD_' in glibc.env, 'the default mode runs without either threshold')
   t.notOk('MALLOC_MMAP_THRESHOLD_' in glibc.env)
+})
+
+t.test('--size: the echo scenarios run with another message size, say so, and write no RESULTS.md', async (t) => {
+  const settings = parseArgs(['--scenario=a,d,f', '--size=60000'])
+  t.equal(settings.messageSize, 60000)
+  t.equal(settings.write, false, 'a run with another size does not rewrite RESULTS.md')
+  t.equal(parseArgs(['--size=60000', '--write']).write, true, 'unless --write says so')
+  t.equal(parseArgs([]).messageSize, undefined, 'without --size each scenario keeps its own')
+  t.throws(() => parseArgs(['--size=0']), /--size must be a positive integer/)
+
+  const selected = selectScenarios(settings)
+  t.same(selected.map((s) => s.letter), ['a', 'd', 'f'], 'the chosen scenarios, in report order')
+  for (const scenario of selected) {
+    const job = scenario.job(1, 'ws', settings, 10) as { type: string, size: number }
+    if (scenario.mode === 'echo') {
+      t.equal(job.size, 60000, `(${scenario.letter}) echoes 60000 B messages`)
+      t.match(scenario.title, /here with 60000 B messages \(--size\)$/, `(${scenario.letter}) says so in its title`)
+    } else {
+      t.notMatch(scenario.title, /--size/, `(${scenario.letter}) is not an echo and keeps its title`)
+    }
+  }
+  const own = selectScenarios(parseArgs(['--scenario=d']))[0]!
+  t.equal((own.job(1, 'ws', parseArgs(['--scenario=d']), 10) as { size: number }).size, 1024 * 1024, 'without --size, (d) echoes 1 MiB')
 })

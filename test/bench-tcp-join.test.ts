@@ -19,20 +19,30 @@ t.test('BENCH_TCP_JOIN echoes whole blocks only, however the input is split', as
   t.teardown(() => socket.destroy())
   await once(socket, 'connect')
   const received: Buffer[] = []
-  socket.on('data', (chunk: Buffer) => received.push(chunk))
+  let arrived = 0
+  let waiter: { bytes: number, resolve: () => void } | undefined
+  socket.on('data', (chunk: Buffer) => {
+    received.push(chunk)
+    arrived += chunk.length
+    if (waiter !== undefined && arrived >= waiter.bytes) waiter.resolve()
+  })
+  const echoed = (bytes: number): Promise<void> => arrived >= bytes
+    ? Promise.resolve()
+    : new Promise((resolve) => { waiter = { bytes, resolve } })
 
   const input = Buffer.alloc(2500)
   for (let i = 0; i < input.length; i++) input[i] = i % 251
-  // 2,500 bytes in uneven writes: two whole blocks come back, the last 500 bytes wait.
+  // 2,500 bytes in uneven writes, apart so that they arrive as separate reads.
   for (const [from, to] of [[0, 1], [1, 700], [700, 1999], [1999, 2500]]) {
     socket.write(input.subarray(from, to))
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+  await echoed(2000)
+  // The last 500 bytes are not a whole block: nothing of them may come back, however long we wait.
   await new Promise((resolve) => setTimeout(resolve, 100))
-  t.same(Buffer.concat(received), input.subarray(0, 2000), 'two whole blocks, in order')
+  t.same(Buffer.concat(received), input.subarray(0, 2000), 'two whole blocks, in order, and no more')
 
   socket.write(input.subarray(0, 500))
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  t.equal(Buffer.concat(received).length, 3000, 'the third block once it is complete')
-  t.same(Buffer.concat(received).subarray(2000), Buffer.concat([input.subarray(2000), input.subarray(0, 500)]))
+  await echoed(3000)
+  t.same(Buffer.concat(received).subarray(2000), Buffer.concat([input.subarray(2000), input.subarray(0, 500)]), 'the third block once it is complete')
 })

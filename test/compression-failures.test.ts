@@ -13,8 +13,6 @@ const OFFER = 'Sec-WebSocket-Extensions: permessage-deflate\r\n'
 const MiB = 1024 * 1024
 const HISTORY = Buffer.from('a message the server never received, repeated: a message the server never received')
 
-/** A compressed message as a peer sends it: raw deflate, sync-flushed, the tail 00 00 ff ff removed. */
-
 /** What the server side saw: the settled outcome of each read the handler made. */
 interface Served {
   conn: Conn

@@ -16,8 +16,6 @@ import { UpgradeServer } from './helpers/compression-peers.js'
 import { frame } from './helpers/frames.js'
 import { WireReader, parseClose, type WireFrame } from './helpers/raw.js'
 
-/** A compressed message as a peer sends it: raw deflate, sync-flushed, the tail 00 00 ff ff removed. */
-
 const history = Buffer.from('words the receiver never saw, words the receiver never saw, words the receiver never saw')
 /** Compressed with a history the receiver lacks: its back-references reach before the start of the window. */
 function tooFarBack (): Buffer {
